@@ -1,0 +1,11 @@
+//! Roxy's engine: every stage of the voice loop, headless and testable on any OS.
+//! The menu-bar shell (`src-tauri/`) and the CLI (`src/main.rs`) are thin adapters over it.
+
+pub mod config;
+pub mod doctor;
+pub mod llm;
+pub mod logging;
+pub mod models;
+pub mod onnx;
+pub mod paths;
+pub mod presets;
