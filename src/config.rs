@@ -1,0 +1,455 @@
+//! Roxy's typed configuration: built-in defaults, then the tier preset, then the user's file.
+//!
+//! Every field has a default, so an empty or missing file is a valid config. Unknown keys and
+//! out-of-range values are errors that name the key, so a typo never silently does nothing.
+
+use crate::presets::{MemoryInfo, PresetChoice, Tier};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path} is invalid: {message}Fix the key named above, or delete it to use the default (`roxy config show` prints the effective config).")]
+    Parse { path: PathBuf, message: String },
+    #[error("config key `{key}` = {value} is invalid: {expected}. Fix it in {path}.")]
+    Value { path: PathBuf, key: &'static str, value: String, expected: &'static str },
+    #[error("environment variable {name}={value:?} is invalid: {expected}")]
+    Env { name: &'static str, value: String, expected: &'static str },
+    #[error("cannot write config file {path}: {source}")]
+    Write { path: PathBuf, source: std::io::Error },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub preset: PresetChoice,
+    pub llm: LlmConfig,
+    pub stt: SttConfig,
+    pub tts: TtsConfig,
+    pub wake: WakeConfig,
+    pub vad: VadConfig,
+    pub memory: MemoryConfig,
+    pub router: RouterConfig,
+    pub hotkey: HotkeyConfig,
+    pub cloud: CloudConfig,
+    pub app: AppConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LlmConfig {
+    /// Manifest id of the GGUF to use; falls back to the bundled model when not installed.
+    pub model: String,
+    pub max_tokens: u32,
+    pub temperature: f32,
+    pub top_p: f32,
+    pub context_size: u32,
+    /// 0 = one per performance core.
+    pub threads: u32,
+    /// Layers offloaded to the GPU (Metal on macOS); 0 = CPU only.
+    pub gpu_layers: u32,
+    /// Stop the LLM worker after this long unused, freeing its memory; 0 = never.
+    pub idle_unload_secs: u64,
+    pub seed: u32,
+}
+
+impl Default for LlmConfig {
+    fn default() -> Self {
+        LlmConfig {
+            model: "smollm2-135m-instruct-q4_1".into(),
+            max_tokens: 256,
+            temperature: 0.7,
+            top_p: 0.9,
+            context_size: 4096,
+            threads: 0,
+            gpu_layers: if cfg!(target_os = "macos") { 999 } else { 0 },
+            idle_unload_secs: 300,
+            seed: 42,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SttConfig {
+    pub model: String,
+    pub language: String,
+    /// Shrink Whisper's audio context to the utterance length: ~2x faster on short commands, but
+    /// tiny.en then misses and repeats words (measured by `tests/stt.rs`), so it is opt-in.
+    pub trim_audio_ctx: bool,
+}
+
+impl Default for SttConfig {
+    fn default() -> Self {
+        SttConfig { model: "whisper-tiny.en".into(), language: "en".into(), trim_audio_ctx: false }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TtsConfig {
+    pub voice: String,
+    /// 1.0 = the voice's natural pace; 1.5 = 50 % faster.
+    pub speed: f32,
+    pub noise_scale: f32,
+}
+
+impl Default for TtsConfig {
+    fn default() -> Self {
+        TtsConfig { voice: "piper-en_US-joe-medium".into(), speed: 1.0, noise_scale: 0.667 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WakeConfig {
+    pub enabled: bool,
+    /// Keyword model name: hey_jarvis, alexa, hey_mycroft, hey_rhasspy, timer, weather.
+    pub model: String,
+    /// Score that counts as a detection: higher means fewer false triggers, more misses.
+    pub threshold: f32,
+    /// Consecutive 80 ms frames above threshold needed to fire.
+    pub patience: u32,
+    /// Ignore further detections for this long after one fires.
+    pub cooldown_ms: u32,
+}
+
+impl Default for WakeConfig {
+    fn default() -> Self {
+        WakeConfig { enabled: true, model: "hey_jarvis".into(), threshold: 0.5, patience: 1, cooldown_ms: 2000 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VadConfig {
+    pub threshold: f32,
+    /// Silence after speech that ends an utterance.
+    pub end_silence_ms: u32,
+    pub max_utterance_ms: u32,
+}
+
+impl Default for VadConfig {
+    fn default() -> Self {
+        VadConfig { threshold: 0.5, end_silence_ms: 500, max_utterance_ms: 15_000 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MemoryConfig {
+    /// Turns of the current conversation kept as LLM context.
+    pub session_turns: u32,
+}
+
+impl Default for MemoryConfig {
+    fn default() -> Self {
+        MemoryConfig { session_turns: 20 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RouterConfig {
+    /// Intent similarity at or above which a skill answers instead of the LLM.
+    pub intent_threshold: f32,
+}
+
+impl Default for RouterConfig {
+    fn default() -> Self {
+        RouterConfig { intent_threshold: 0.7 }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum HotkeyMode {
+    /// Press once to start listening; the end of speech stops it.
+    #[default]
+    Toggle,
+    /// Listen while the keys are held.
+    PushToTalk,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HotkeyConfig {
+    pub shortcut: String,
+    pub mode: HotkeyMode,
+}
+
+impl Default for HotkeyConfig {
+    fn default() -> Self {
+        HotkeyConfig { shortcut: "Alt+Space".into(), mode: HotkeyMode::Toggle }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CloudConfig {
+    /// Off by default: nothing leaves the machine unless the user turns this on.
+    pub enabled: bool,
+    /// An OpenAI-compatible endpoint, e.g. `https://api.openai.com/v1`.
+    pub base_url: String,
+    pub model: String,
+    /// Environment variable holding the API key (the OS keychain is tried first).
+    pub api_key_env: String,
+    /// Redact personal data before a request leaves the machine.
+    pub privacy_gateway: bool,
+}
+
+impl Default for CloudConfig {
+    fn default() -> Self {
+        CloudConfig {
+            enabled: false,
+            base_url: String::new(),
+            model: String::new(),
+            api_key_env: "ROXY_CLOUD_API_KEY".into(),
+            privacy_gateway: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AppConfig {
+    pub launch_at_login: bool,
+    /// Port of the local API (bound to 127.0.0.1 only).
+    pub api_port: u16,
+}
+
+impl Default for AppConfig {
+    fn default() -> Self {
+        AppConfig { launch_at_login: false, api_port: 8742 }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            preset: PresetChoice::Auto,
+            llm: LlmConfig::default(),
+            stt: SttConfig::default(),
+            tts: TtsConfig::default(),
+            wake: WakeConfig::default(),
+            vad: VadConfig::default(),
+            memory: MemoryConfig::default(),
+            router: RouterConfig::default(),
+            hotkey: HotkeyConfig::default(),
+            cloud: CloudConfig::default(),
+            app: AppConfig::default(),
+        }
+    }
+}
+
+/// The effective config and how it came about.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub config: Config,
+    /// The tier whose values were applied (`None` for the custom preset).
+    pub tier: Option<Tier>,
+    /// Whether the config file existed.
+    pub file_found: bool,
+}
+
+impl Config {
+    /// Loads `path` (missing = defaults) and applies the preset for a machine with `memory`.
+    /// `ROXY_PRESET` overrides the file's `preset`.
+    pub fn load(path: &Path, memory: MemoryInfo) -> Result<Loaded, ConfigError> {
+        let (user, file_found) = match std::fs::read_to_string(path) {
+            Ok(text) => (text, true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (String::new(), false),
+            Err(source) => return Err(ConfigError::Read { path: path.into(), source }),
+        };
+        Self::from_toml(&user, path, memory, std::env::var("ROXY_PRESET").ok().as_deref()).map(|(config, tier)| Loaded {
+            config,
+            tier,
+            file_found,
+        })
+    }
+
+    /// Builds the effective config from the user's TOML text. Layers: defaults < preset < file.
+    pub fn from_toml(
+        user_text: &str,
+        path: &Path,
+        memory: MemoryInfo,
+        preset_override: Option<&str>,
+    ) -> Result<(Config, Option<Tier>), ConfigError> {
+        let parse_err = |e: toml::de::Error| ConfigError::Parse { path: path.into(), message: e.to_string() };
+        // Parsing the file on its own first gives errors with the user's line numbers.
+        let user_config: Config = toml::from_str(user_text).map_err(parse_err)?;
+        let user_table: toml::Table = toml::from_str(user_text).map_err(parse_err)?;
+
+        let preset = match preset_override.filter(|s| !s.is_empty()) {
+            Some(name) => PresetChoice::deserialize(toml::Value::String(name.to_lowercase())).map_err(|_| ConfigError::Env {
+                name: "ROXY_PRESET",
+                value: name.into(),
+                expected: "one of auto, 8gb, 32gb, custom",
+            })?,
+            None => user_config.preset,
+        };
+        let tier = preset.resolve(memory.total);
+
+        let mut merged = toml::Table::try_from(Config::default()).expect("defaults serialise");
+        if let Some(tier) = tier {
+            merge(&mut merged, tier.values());
+        }
+        merge(&mut merged, user_table);
+        merged.insert("preset".into(), toml::Value::try_from(preset).expect("preset serialises"));
+        let config: Config = merged.try_into().map_err(parse_err)?;
+        config.validate(path)?;
+        Ok((config, tier))
+    }
+
+    /// Range checks that the type system cannot express.
+    pub fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        fn check(ok: bool, path: &Path, key: &'static str, value: impl ToString, expected: &'static str) -> Result<(), ConfigError> {
+            if ok {
+                Ok(())
+            } else {
+                Err(ConfigError::Value { path: path.into(), key, value: value.to_string(), expected })
+            }
+        }
+        let c = self;
+        check(!c.llm.model.is_empty(), path, "llm.model", "\"\"", "a model id from `roxy models list`")?;
+        check((1..=32_768).contains(&c.llm.max_tokens), path, "llm.max_tokens", c.llm.max_tokens, "between 1 and 32768")?;
+        check((0.0..=2.0).contains(&c.llm.temperature), path, "llm.temperature", c.llm.temperature, "between 0.0 and 2.0")?;
+        check(c.llm.top_p > 0.0 && c.llm.top_p <= 1.0, path, "llm.top_p", c.llm.top_p, "above 0.0 and at most 1.0")?;
+        check((256..=131_072).contains(&c.llm.context_size), path, "llm.context_size", c.llm.context_size, "between 256 and 131072")?;
+        check(c.llm.max_tokens < c.llm.context_size, path, "llm.max_tokens", c.llm.max_tokens, "smaller than llm.context_size")?;
+        check(c.llm.threads <= 256, path, "llm.threads", c.llm.threads, "0 (automatic) or a thread count up to 256")?;
+        check(!c.stt.model.is_empty(), path, "stt.model", "\"\"", "a model id from `roxy models list`")?;
+        check(!c.stt.language.is_empty(), path, "stt.language", "\"\"", "a language code such as \"en\" or \"auto\"")?;
+        check((0.5..=2.0).contains(&c.tts.speed), path, "tts.speed", c.tts.speed, "between 0.5 and 2.0")?;
+        check((0.0..=1.0).contains(&c.tts.noise_scale), path, "tts.noise_scale", c.tts.noise_scale, "between 0.0 and 1.0")?;
+        check(c.wake.threshold > 0.0 && c.wake.threshold < 1.0, path, "wake.threshold", c.wake.threshold, "between 0.0 and 1.0 (exclusive)")?;
+        check((1..=25).contains(&c.wake.patience), path, "wake.patience", c.wake.patience, "between 1 and 25 frames")?;
+        check(c.vad.threshold > 0.0 && c.vad.threshold < 1.0, path, "vad.threshold", c.vad.threshold, "between 0.0 and 1.0 (exclusive)")?;
+        check((100..=5_000).contains(&c.vad.end_silence_ms), path, "vad.end_silence_ms", c.vad.end_silence_ms, "between 100 and 5000")?;
+        check((1_000..=120_000).contains(&c.vad.max_utterance_ms), path, "vad.max_utterance_ms", c.vad.max_utterance_ms, "between 1000 and 120000")?;
+        check((1..=1_000).contains(&c.memory.session_turns), path, "memory.session_turns", c.memory.session_turns, "between 1 and 1000")?;
+        check((0.0..=1.0).contains(&c.router.intent_threshold), path, "router.intent_threshold", c.router.intent_threshold, "between 0.0 and 1.0")?;
+        check(!c.hotkey.shortcut.trim().is_empty(), path, "hotkey.shortcut", "\"\"", "a shortcut such as \"Alt+Space\"")?;
+        check(
+            !c.cloud.enabled || c.cloud.base_url.starts_with("http://") || c.cloud.base_url.starts_with("https://"),
+            path,
+            "cloud.base_url",
+            format!("{:?}", c.cloud.base_url),
+            "an http:// or https:// URL when cloud.enabled = true",
+        )?;
+        check(!c.cloud.enabled || !c.cloud.model.is_empty(), path, "cloud.model", "\"\"", "a model name when cloud.enabled = true")?;
+        check(c.app.api_port >= 1024, path, "app.api_port", c.app.api_port, "a port from 1024 to 65535")?;
+        Ok(())
+    }
+
+    /// The effective config as TOML, as `roxy config show` prints it.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("config serialises")
+    }
+}
+
+/// Lays `top` over `base`, table by table, so a file that sets one key keeps the others.
+fn merge(base: &mut toml::Table, top: toml::Table) {
+    for (key, value) in top {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(t)) => merge(b, t),
+            (_, v) => {
+                base.insert(key, v);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GIB: u64 = 1024 * 1024 * 1024;
+    fn mem(total_gib: u64) -> MemoryInfo {
+        MemoryInfo { total: total_gib * GIB, available: total_gib * GIB / 2 }
+    }
+    fn load(text: &str, total_gib: u64) -> Result<(Config, Option<Tier>), ConfigError> {
+        Config::from_toml(text, Path::new("/tmp/roxy.toml"), mem(total_gib), None)
+    }
+
+    #[test]
+    fn empty_file_gives_the_preset_for_the_machine() {
+        let (small, tier) = load("", 8).unwrap();
+        assert_eq!(tier, Some(Tier::Gb8));
+        assert_eq!(small.llm.model, "qwen3-1.7b-q4_k_m");
+        assert_eq!(small.memory.session_turns, 20);
+        let (big, tier) = load("", 32).unwrap();
+        assert_eq!(tier, Some(Tier::Gb32));
+        assert_eq!(big.memory.session_turns, 100);
+        assert!(big.llm.context_size > small.llm.context_size);
+        assert!(big.llm.max_tokens > small.llm.max_tokens);
+        // Keys no preset sets keep their defaults.
+        assert_eq!(big.vad.end_silence_ms, 500);
+    }
+
+    #[test]
+    fn the_file_overrides_the_preset_key_by_key() {
+        let (c, _) = load("preset = \"32gb\"\n[llm]\nmax_tokens = 99\n", 8).unwrap();
+        assert_eq!(c.preset, PresetChoice::Gb32);
+        assert_eq!(c.llm.max_tokens, 99);
+        assert_eq!(c.llm.context_size, 16384, "the rest of [llm] still comes from the preset");
+    }
+
+    #[test]
+    fn custom_preset_applies_no_tier() {
+        let (c, tier) = load("preset = \"custom\"", 64).unwrap();
+        assert_eq!(tier, None);
+        assert_eq!(c.llm, LlmConfig::default());
+    }
+
+    #[test]
+    fn env_preset_overrides_the_file() {
+        let (c, tier) = Config::from_toml("preset = \"32gb\"", Path::new("x"), mem(64), Some("8gb")).unwrap();
+        assert_eq!((c.preset, tier), (PresetChoice::Gb8, Some(Tier::Gb8)));
+        let err = Config::from_toml("", Path::new("x"), mem(8), Some("huge")).unwrap_err().to_string();
+        assert!(err.contains("ROXY_PRESET") && err.contains("auto, 8gb, 32gb, custom"), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_that_name_the_key() {
+        let err = load("[llm]\nmax_tokenz = 5\n", 8).unwrap_err().to_string();
+        assert!(err.contains("max_tokenz"), "{err}");
+        assert!(err.contains("line 2"), "the error points at the line: {err}");
+        let err = load("[lmm]\n", 8).unwrap_err().to_string();
+        assert!(err.contains("lmm"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_are_errors_that_name_the_key() {
+        let err = load("[llm]\ntemperature = 3.5\n", 8).unwrap_err().to_string();
+        assert!(err.contains("llm.temperature") && err.contains("3.5") && err.contains("between 0.0 and 2.0"), "{err}");
+        let err = load("[llm]\nmax_tokens = \"many\"\n", 8).unwrap_err().to_string();
+        assert!(err.contains("max_tokens"), "{err}");
+        let err = load("[wake]\nthreshold = 1.0\n", 8).unwrap_err().to_string();
+        assert!(err.contains("wake.threshold"), "{err}");
+        let err = load("preset = \"16gb\"\n", 8).unwrap_err().to_string();
+        assert!(err.contains("16gb"), "{err}");
+        let err = load("[cloud]\nenabled = true\nmodel = \"m\"\n", 8).unwrap_err().to_string();
+        assert!(err.contains("cloud.base_url"), "{err}");
+        let err = load("[llm]\nmax_tokens = 8000\ncontext_size = 4096\n", 8).unwrap_err().to_string();
+        assert!(err.contains("smaller than llm.context_size"), "{err}");
+    }
+
+    #[test]
+    fn missing_file_is_defaults_and_unreadable_file_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let loaded = Config::load(&dir.path().join("none.toml"), mem(8)).unwrap();
+        assert!(!loaded.file_found);
+        let err = Config::load(dir.path(), mem(8)).unwrap_err();
+        assert!(matches!(err, ConfigError::Read { .. }), "{err}");
+    }
+
+    #[test]
+    fn shown_config_reads_back_identically() {
+        let (c, _) = load("[tts]\nspeed = 1.25\n", 32).unwrap();
+        let (again, _) = load(&c.to_toml(), 8).unwrap();
+        assert_eq!(again, c);
+    }
+}

