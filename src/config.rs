@@ -142,11 +142,26 @@ impl Default for VadConfig {
 pub struct MemoryConfig {
     /// Turns of the current conversation kept as LLM context.
     pub session_turns: u32,
+    /// How long a cached answer stays valid, per kind; 0 = never cache that kind.
+    /// LLM answers (only deterministic requests, temperature 0, are cached).
+    pub cache_ttl_llm_secs: u64,
+    /// Synthesised speech for fixed phrases.
+    pub cache_ttl_tts_secs: u64,
+    /// Skill results (weather, lookups) go stale quickly.
+    pub cache_ttl_skill_secs: u64,
+    /// Response cache size cap; the least recently used entries are evicted beyond it.
+    pub cache_max_mb: u64,
 }
 
 impl Default for MemoryConfig {
     fn default() -> Self {
-        MemoryConfig { session_turns: 20 }
+        MemoryConfig {
+            session_turns: 20,
+            cache_ttl_llm_secs: 7 * 24 * 3600,
+            cache_ttl_tts_secs: 30 * 24 * 3600,
+            cache_ttl_skill_secs: 300,
+            cache_max_mb: 256,
+        }
     }
 }
 
@@ -330,6 +345,7 @@ impl Config {
         check((100..=5_000).contains(&c.vad.end_silence_ms), path, "vad.end_silence_ms", c.vad.end_silence_ms, "between 100 and 5000")?;
         check((1_000..=120_000).contains(&c.vad.max_utterance_ms), path, "vad.max_utterance_ms", c.vad.max_utterance_ms, "between 1000 and 120000")?;
         check((1..=1_000).contains(&c.memory.session_turns), path, "memory.session_turns", c.memory.session_turns, "between 1 and 1000")?;
+        check((1..=1_048_576).contains(&c.memory.cache_max_mb), path, "memory.cache_max_mb", c.memory.cache_max_mb, "between 1 and 1048576 (1 TiB)")?;
         check((0.0..=1.0).contains(&c.router.intent_threshold), path, "router.intent_threshold", c.router.intent_threshold, "between 0.0 and 1.0")?;
         check(!c.hotkey.shortcut.trim().is_empty(), path, "hotkey.shortcut", "\"\"", "a shortcut such as \"Alt+Space\"")?;
         check(

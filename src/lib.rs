@@ -6,6 +6,7 @@ pub mod config;
 pub mod doctor;
 pub mod llm;
 pub mod logging;
+pub mod memory;
 pub mod models;
 pub mod onnx;
 pub mod paths;

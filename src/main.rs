@@ -1,5 +1,7 @@
 //! The `roxy` command line: the engine without the menu-bar app.
 
+mod cli_memory;
+
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use roxy::config::Config;
@@ -26,6 +28,16 @@ enum Command {
     Models {
         #[command(subcommand)]
         command: ModelsCommand,
+    },
+    /// Conversation history and long-term facts: search, remember, recall, export, bench.
+    Memory {
+        #[command(subcommand)]
+        command: cli_memory::MemoryCommand,
+    },
+    /// The response cache: hit rates, purge expired entries, clear.
+    Cache {
+        #[command(subcommand)]
+        command: cli_memory::CacheCommand,
     },
     /// Show the effective configuration or where it lives.
     Config {
@@ -113,6 +125,8 @@ fn run(cli: Cli, paths: &Paths) -> Result<ExitCode> {
             Ok(if report.has_errors() { ExitCode::FAILURE } else { ExitCode::SUCCESS })
         }
         Command::Models { command } => models_command(command, paths, &manifest),
+        Command::Memory { command } => cli_memory::memory_command(command, paths),
+        Command::Cache { command } => cli_memory::cache_command(command, paths),
         Command::Transcribe { file, json } => transcribe_command(&file, json, paths, &manifest),
         Command::Config { command } => {
             match command {

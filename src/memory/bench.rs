@@ -1,0 +1,194 @@
+//! `roxy memory bench`: search latency as the store grows, insert throughput, cache latency.
+//! Runs on throwaway databases in a scratch directory, never on the user's store.
+
+use super::{CacheKind, CacheRequest, MemoryError, ResponseCache, SearchFilter, Store, TurnRecord};
+use crate::config::MemoryConfig;
+use serde::Serialize;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchRow {
+    /// Turns stored (and as many facts).
+    pub rows: usize,
+    /// Turns per second, 1000 per transaction.
+    pub insert_batched_per_s: f64,
+    /// Turns per second, one transaction (one commit) each, as a live conversation writes.
+    pub insert_single_per_s: f64,
+    pub search_p50_ms: f64,
+    pub search_p99_ms: f64,
+    pub recall_p50_ms: f64,
+    pub recall_p99_ms: f64,
+    pub cache_hit_p50_ms: f64,
+    pub cache_miss_p50_ms: f64,
+    pub db_bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    pub queries: usize,
+    pub rows: Vec<BenchRow>,
+}
+
+/// A tiny deterministic generator (xorshift64*), so every run searches the same data.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// 4,000 made-up words drawn with a Zipf-like (log-uniform rank) distribution: a few words are
+/// in most turns, most words are rare, as in real speech.
+struct Words {
+    vocab: Vec<String>,
+}
+
+impl Words {
+    fn new() -> Self {
+        const SYL: [&str; 20] = ["ka", "lo", "mi", "ren", "sa", "tu", "vel", "po", "dri", "an", "ces", "jo", "mur", "qui", "ta", "ne", "bor", "fi", "gal", "hu"];
+        let vocab = (0..4000).map(|i| format!("{}{}{}", SYL[i % 20], SYL[(i / 20) % 20], SYL[(i / 400) % 20])).collect();
+        Words { vocab }
+    }
+    fn pick(&self, rng: &mut Rng) -> &str {
+        let rank = ((self.vocab.len() as f64).ln() * rng.unit()).exp() as usize - 1;
+        &self.vocab[rank.min(self.vocab.len() - 1)]
+    }
+    fn sentence(&self, rng: &mut Rng, len: usize) -> String {
+        (0..len).map(|_| self.pick(rng)).collect::<Vec<_>>().join(" ")
+    }
+}
+
+fn percentile(sorted_ms: &[f64], p: f64) -> f64 {
+    sorted_ms[((sorted_ms.len() - 1) as f64 * p).round() as usize]
+}
+
+fn timed<T>(samples: &mut Vec<f64>, f: impl FnOnce() -> T) -> T {
+    let start = Instant::now();
+    let value = f();
+    samples.push(start.elapsed().as_secs_f64() * 1000.0);
+    value
+}
+
+fn summary(mut samples: Vec<f64>) -> (f64, f64) {
+    samples.sort_by(f64::total_cmp);
+    (percentile(&samples, 0.5), percentile(&samples, 0.99))
+}
+
+/// Benchmarks a fresh store per size in `scratch` (removed afterwards). `progress` is told
+/// what is happening.
+pub fn run(scratch: &Path, sizes: &[usize], queries: usize, mut progress: impl FnMut(&str)) -> Result<BenchReport, MemoryError> {
+    let words = Words::new();
+    let mut rows = Vec::new();
+    for &n in sizes {
+        let dir = scratch.join(format!("bench-{n}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Arc::new(Store::open_in(&dir)?);
+        let history = store.history();
+        let facts = store.facts();
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ n as u64);
+        let session = history.start_session(0)?;
+
+        progress(&format!("{n} rows: inserting"));
+        let single = 200.min(n);
+        let start = Instant::now();
+        for i in 0..single {
+            let t = TurnRecord { user_text: words.sentence(&mut rng, 8), reply_text: words.sentence(&mut rng, 20), route: "llm".into(), ..Default::default() };
+            history.append(session, i as i64, &t)?;
+        }
+        let insert_single_per_s = single as f64 / start.elapsed().as_secs_f64();
+        let start = Instant::now();
+        let mut done = single;
+        while done < n {
+            let batch: Vec<(i64, TurnRecord)> = (done..n.min(done + 1000))
+                .map(|i| {
+                    let t = TurnRecord { user_text: words.sentence(&mut rng, 8), reply_text: words.sentence(&mut rng, 20), route: "llm".into(), ..Default::default() };
+                    (i as i64, t)
+                })
+                .collect();
+            done += batch.len();
+            history.append_many(session, &batch)?;
+        }
+        let insert_batched_per_s = if n > single { (n - single) as f64 / start.elapsed().as_secs_f64() } else { insert_single_per_s };
+        store.write(|tx| {
+            let mut stmt = tx.prepare("INSERT OR IGNORE INTO facts(text, norm, created_at, updated_at) VALUES (?1, ?1, 0, 0)")?;
+            for _ in 0..n {
+                stmt.execute([words.sentence(&mut rng, 10)])?;
+            }
+            Ok(())
+        })?;
+
+        progress(&format!("{n} rows: searching"));
+        let (mut search, mut recall) = (Vec::new(), Vec::new());
+        let filter = SearchFilter { limit: 10, ..Default::default() };
+        for _ in 0..queries {
+            let q = words.sentence(&mut rng, 2);
+            timed(&mut search, || history.search(&q, &filter))?;
+            let q = format!("what about {}", words.sentence(&mut rng, 3));
+            timed(&mut recall, || facts.recall(&q, 5))?;
+        }
+
+        progress(&format!("{n} rows: cache"));
+        let cache = ResponseCache::new(store.clone(), &MemoryConfig::default());
+        let request = |i: usize| CacheRequest::new(CacheKind::LlmText, "bench", format!("prompt {i}")).param("temperature", 0.0);
+        for i in 0..100 {
+            cache.put(&request(i), &[0u8; 512])?;
+        }
+        let (mut hits, mut misses) = (Vec::new(), Vec::new());
+        for i in 0..queries {
+            timed(&mut hits, || cache.get(&request(i % 100)))?;
+            timed(&mut misses, || cache.get(&request(1_000_000 + i)))?;
+        }
+
+        let (search_p50_ms, search_p99_ms) = summary(search);
+        let (recall_p50_ms, recall_p99_ms) = summary(recall);
+        rows.push(BenchRow {
+            rows: n,
+            insert_batched_per_s,
+            insert_single_per_s,
+            search_p50_ms,
+            search_p99_ms,
+            recall_p50_ms,
+            recall_p99_ms,
+            cache_hit_p50_ms: summary(hits).0,
+            cache_miss_p50_ms: summary(misses).0,
+            db_bytes: store.disk_bytes(),
+        });
+        drop(cache);
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    Ok(BenchReport { queries, rows })
+}
+
+/// The report as a table, one row per size: the growth curve.
+pub fn render(report: &BenchReport) -> String {
+    let mut out = format!(
+        "{:>8} {:>12} {:>11} {:>10} {:>10} {:>10} {:>10} {:>9} {:>9} {:>9}\n",
+        "rows", "insert/s", "commits/s", "search50", "search99", "recall50", "recall99", "hit50", "miss50", "db MB"
+    );
+    for r in &report.rows {
+        out += &format!(
+            "{:>8} {:>12.0} {:>11.0} {:>8.3}ms {:>8.3}ms {:>8.3}ms {:>8.3}ms {:>7.3}ms {:>7.3}ms {:>9.1}\n",
+            r.rows,
+            r.insert_batched_per_s,
+            r.insert_single_per_s,
+            r.search_p50_ms,
+            r.search_p99_ms,
+            r.recall_p50_ms,
+            r.recall_p99_ms,
+            r.cache_hit_p50_ms,
+            r.cache_miss_p50_ms,
+            r.db_bytes as f64 / 1e6
+        );
+    }
+    out + &format!("({} queries per size; search = FTS5 BM25 over turns, recall = facts by content words)\n", report.queries)
+}

@@ -1,0 +1,238 @@
+//! Every turn Roxy has heard and answered, searchable by words (FTS5, BM25-ranked) and date.
+
+use super::fts::{self, Mode};
+use super::{MemoryError, Store};
+use rusqlite::{params, Row};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// What one exchange recorded: the words, how it was answered and how long each stage took.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TurnRecord {
+    pub user_text: String,
+    pub reply_text: String,
+    /// `llm`, `skill`, `cache`, `cloud`...
+    pub route: String,
+    pub skill: Option<String>,
+    /// Stage name → milliseconds (stt, llm, tts...).
+    pub timings: BTreeMap<String, u64>,
+}
+
+/// A stored turn.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Turn {
+    pub id: i64,
+    pub session_id: i64,
+    /// Milliseconds since the Unix epoch.
+    pub at_ms: i64,
+    #[serde(flatten)]
+    pub record: TurnRecord,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct SearchFilter {
+    pub since_ms: Option<i64>,
+    pub until_ms: Option<i64>,
+    pub limit: usize,
+}
+
+impl Default for SearchFilter {
+    fn default() -> Self {
+        SearchFilter { since_ms: None, until_ms: None, limit: 20 }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SearchHit {
+    #[serde(flatten)]
+    pub turn: Turn,
+    /// BM25 relevance; higher is better.
+    pub score: f64,
+}
+
+/// The history view of a [`Store`].
+pub struct History<'a> {
+    store: &'a Store,
+}
+
+const TURN_COLUMNS: &str = "t.id, t.session_id, t.at, t.user_text, t.reply_text, t.route, t.skill, t.timings";
+
+fn turn_from_row(r: &Row) -> rusqlite::Result<Turn> {
+    let timings: String = r.get(7)?;
+    Ok(Turn {
+        id: r.get(0)?,
+        session_id: r.get(1)?,
+        at_ms: r.get(2)?,
+        record: TurnRecord {
+            user_text: r.get(3)?,
+            reply_text: r.get(4)?,
+            route: r.get(5)?,
+            skill: r.get(6)?,
+            // Written by us as JSON; an unreadable value loses only the timings, not the turn.
+            timings: serde_json::from_str(&timings).unwrap_or_default(),
+        },
+    })
+}
+
+impl Store {
+    pub fn history(&self) -> History<'_> {
+        History { store: self }
+    }
+}
+
+impl History<'_> {
+    /// Starts a new conversation and returns its id.
+    pub fn start_session(&self, at_ms: i64) -> Result<i64, MemoryError> {
+        self.store.write(|tx| {
+            tx.execute("INSERT INTO sessions(started_at) VALUES (?1)", [at_ms])?;
+            Ok(tx.last_insert_rowid())
+        })
+    }
+
+    /// The most recent session's id, if any.
+    pub fn latest_session(&self) -> Result<Option<i64>, MemoryError> {
+        self.store.read(|c| c.query_row("SELECT max(id) FROM sessions", [], |r| r.get(0)))
+    }
+
+    /// Stores one turn (committed on return) and returns its id.
+    pub fn append(&self, session_id: i64, at_ms: i64, turn: &TurnRecord) -> Result<i64, MemoryError> {
+        self.append_many(session_id, std::slice::from_ref(&(at_ms, turn.clone()))).map(|ids| ids[0])
+    }
+
+    /// Stores many turns in one transaction (imports, benchmarks).
+    pub fn append_many(&self, session_id: i64, turns: &[(i64, TurnRecord)]) -> Result<Vec<i64>, MemoryError> {
+        self.store.write(|tx| {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO turns(session_id, at, user_text, reply_text, route, skill, timings) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            let mut ids = Vec::with_capacity(turns.len());
+            for (at_ms, t) in turns {
+                let timings = serde_json::to_string(&t.timings).expect("a map of numbers serialises");
+                stmt.execute(params![session_id, at_ms, t.user_text, t.reply_text, t.route, t.skill, timings])?;
+                ids.push(tx.last_insert_rowid());
+            }
+            Ok(ids)
+        })
+    }
+
+    /// Turns containing every word of `query`; if none does, turns containing any of its content
+    /// words. Best match first.
+    pub fn search(&self, query: &str, filter: &SearchFilter) -> Result<Vec<SearchHit>, MemoryError> {
+        for mode in [Mode::All, Mode::Any] {
+            let Some(expr) = fts::match_expr(query, mode) else { return Ok(Vec::new()) };
+            let hits = self.search_expr(&expr, filter)?;
+            if !hits.is_empty() {
+                return Ok(hits);
+            }
+        }
+        Ok(Vec::new())
+    }
+
+    fn search_expr(&self, expr: &str, f: &SearchFilter) -> Result<Vec<SearchHit>, MemoryError> {
+        let sql = format!(
+            "SELECT {TURN_COLUMNS}, bm25(turns_fts) AS score
+             FROM turns_fts JOIN turns t ON t.id = turns_fts.rowid
+             WHERE turns_fts MATCH ?1 AND t.at >= ?2 AND t.at <= ?3
+             ORDER BY score LIMIT ?4"
+        );
+        self.store.read(|c| {
+            let mut stmt = c.prepare_cached(&sql)?;
+            let rows = stmt.query_map(
+                params![expr, f.since_ms.unwrap_or(i64::MIN), f.until_ms.unwrap_or(i64::MAX), f.limit as i64],
+                |r| {
+                    // SQLite's bm25() is negative, lower = better; flip it so callers sort naturally.
+                    Ok(SearchHit { turn: turn_from_row(r)?, score: -r.get::<_, f64>(8)? })
+                },
+            )?;
+            rows.collect()
+        })
+    }
+
+    /// The last `limit` turns of a session (or of all sessions), oldest first.
+    pub fn recent(&self, session_id: Option<i64>, limit: usize) -> Result<Vec<Turn>, MemoryError> {
+        let sql = format!(
+            "SELECT * FROM (SELECT {TURN_COLUMNS} FROM turns t WHERE ?1 IS NULL OR t.session_id = ?1 ORDER BY t.id DESC LIMIT ?2) ORDER BY id"
+        );
+        self.store.read(|c| {
+            let mut stmt = c.prepare_cached(&sql)?;
+            let rows = stmt.query_map(params![session_id, limit as i64], turn_from_row)?;
+            rows.collect()
+        })
+    }
+
+    /// Every turn, oldest first (export).
+    pub fn all(&self) -> Result<Vec<Turn>, MemoryError> {
+        self.store.read(|c| {
+            let mut stmt = c.prepare(&format!("SELECT {TURN_COLUMNS} FROM turns t ORDER BY t.id"))?;
+            let rows = stmt.query_map([], turn_from_row)?;
+            rows.collect()
+        })
+    }
+
+    pub fn count(&self) -> Result<u64, MemoryError> {
+        self.store.read(|c| c.query_row("SELECT count(*) FROM turns", [], |r| r.get::<_, i64>(0))).map(|n| n as u64)
+    }
+
+    /// Deletes every turn and session. Returns how many turns were removed.
+    pub fn clear(&self) -> Result<u64, MemoryError> {
+        self.store.write(|tx| {
+            let n = tx.execute("DELETE FROM turns", [])?;
+            tx.execute("DELETE FROM sessions", [])?;
+            Ok(n as u64)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn turn(user: &str, reply: &str) -> TurnRecord {
+        TurnRecord { user_text: user.into(), reply_text: reply.into(), route: "llm".into(), ..Default::default() }
+    }
+
+    #[test]
+    fn search_finds_turns_by_words_ranked_and_by_date() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_in(dir.path()).unwrap();
+        let h = store.history();
+        let s = h.start_session(0).unwrap();
+        h.append(s, 1_000, &turn("what's the weather in Paris", "Sunny, 21 degrees in Paris.")).unwrap();
+        h.append(s, 2_000, &turn("set a timer for ten minutes", "Timer set for 10 minutes.")).unwrap();
+        h.append(s, 3_000, &turn("is it raining in Paris?", "No rain in Paris today.")).unwrap();
+
+        let hits = h.search("Paris weather", &SearchFilter::default()).unwrap();
+        assert_eq!(hits.len(), 1, "both words only in the first turn: {hits:?}");
+        assert_eq!(hits[0].turn.record.user_text, "what's the weather in Paris");
+
+        // No turn has both words, so any of them counts; stemming matches "timers" to "timer".
+        let hits = h.search("timers rain", &SearchFilter::default()).unwrap();
+        assert_eq!(hits.len(), 2);
+
+        let since = SearchFilter { since_ms: Some(2_500), ..Default::default() };
+        let hits = h.search("Paris", &since).unwrap();
+        assert_eq!(hits.iter().map(|h| h.turn.at_ms).collect::<Vec<_>>(), vec![3_000]);
+
+        assert!(h.search("\"unbalanced (", &SearchFilter::default()).unwrap().is_empty());
+        assert!(h.search("", &SearchFilter::default()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn timings_and_skill_round_trip_and_clear_empties_the_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_in(dir.path()).unwrap();
+        let h = store.history();
+        let s = h.start_session(0).unwrap();
+        let mut t = turn("what time is it", "It is noon.");
+        t.route = "skill".into();
+        t.skill = Some("clock".into());
+        t.timings = BTreeMap::from([("stt".into(), 120), ("tts".into(), 80)]);
+        h.append(s, 5, &t).unwrap();
+        let back = h.recent(Some(s), 10).unwrap();
+        assert_eq!(back[0].record, t);
+        assert_eq!(h.clear().unwrap(), 1);
+        assert_eq!(h.count().unwrap(), 0);
+        assert!(h.search("noon", &SearchFilter::default()).unwrap().is_empty());
+        assert!(store.integrity_check().unwrap().is_empty());
+    }
+}

@@ -1,0 +1,229 @@
+//! The database file: opening, pragmas, migrations, one writer and a pool of readers.
+//!
+//! WAL with `synchronous=NORMAL`: a killed process never loses a committed transaction (the WAL
+//! is in the file system before COMMIT returns); a power cut may lose the last few, never
+//! corrupt the file. Readers never block the writer and vice versa.
+
+use super::migrations::{self, LATEST_VERSION};
+use super::MemoryError;
+use rusqlite::{Connection, ErrorCode, OpenFlags, Transaction, TransactionBehavior};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+pub const DB_FILE_NAME: &str = "memory.sqlite3";
+
+/// How long a statement waits for another process's write lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Idle reader connections kept open; more are opened on demand and closed after use.
+const MAX_IDLE_READERS: usize = 4;
+
+pub struct Store {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+/// What [`Store::open_or_recover`] did.
+pub struct Opened {
+    pub store: Store,
+    /// Where an unreadable file was moved to before a fresh store was created.
+    pub moved_aside: Option<PathBuf>,
+    /// The schema version found on disk (0 = new file).
+    pub migrated_from: i64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic inside a closure drops its transaction (rolled back), so the connection is sound.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Store {
+    /// Opens (creating if needed) `<data_dir>/memory.sqlite3`.
+    pub fn open_in(data_dir: &Path) -> Result<Store, MemoryError> {
+        Self::open(&data_dir.join(DB_FILE_NAME))
+    }
+
+    /// Opens or creates the database at `path` and migrates it to the latest schema.
+    /// A corrupt or foreign file is an error; the file is left untouched.
+    pub fn open(path: &Path) -> Result<Store, MemoryError> {
+        Self::open_reporting(path).map(|(store, _)| store)
+    }
+
+    fn open_reporting(path: &Path) -> Result<(Store, i64), MemoryError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| MemoryError::CreateDir { path: dir.into(), source })?;
+        }
+        let err = |e| classify(path, e);
+        let mut writer = connect(path).map_err(err)?;
+        let mode: String = writer.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)).map_err(err)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(MemoryError::Invalid(format!(
+                "memory database {}: the file system refused WAL mode (got `{mode}`). Fix: keep the data dir on a local disk (set ROXY_DATA_DIR)",
+                path.display()
+            )));
+        }
+        writer.pragma_update(None, "synchronous", "NORMAL").map_err(err)?;
+
+        let found = migrations::version(&writer).map_err(err)?;
+        if found > LATEST_VERSION {
+            return Err(MemoryError::TooNew { path: path.into(), found, supported: LATEST_VERSION });
+        }
+        if found == 0 {
+            let tables: i64 = writer.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0)).map_err(err)?;
+            if tables > 0 {
+                return Err(MemoryError::Corrupt {
+                    path: path.into(),
+                    reason: format!("a SQLite database with {tables} schema objects of another program"),
+                });
+            }
+        }
+        migrations::migrate_to(&mut writer, LATEST_VERSION).map_err(err)?;
+        Ok((Store { path: path.into(), writer: Mutex::new(writer), readers: Mutex::new(Vec::new()) }, found))
+    }
+
+    /// Like [`Store::open`], but a corrupt or foreign file is renamed to
+    /// `<name>.corrupt-<unix time>` (with its `-wal`/`-shm`) and a fresh store is created.
+    /// Nothing is ever deleted.
+    pub fn open_or_recover(path: &Path) -> Result<Opened, MemoryError> {
+        match Self::open_reporting(path) {
+            Ok((store, migrated_from)) => Ok(Opened { store, moved_aside: None, migrated_from }),
+            Err(MemoryError::Corrupt { reason, .. }) => {
+                let stamp = super::now_ms() / 1000;
+                let aside = PathBuf::from(format!("{}.corrupt-{stamp}", path.display()));
+                for suffix in ["", "-wal", "-shm"] {
+                    let from = PathBuf::from(format!("{}{suffix}", path.display()));
+                    let to = PathBuf::from(format!("{}{suffix}", aside.display()));
+                    if from.exists() {
+                        std::fs::rename(&from, &to).map_err(|source| MemoryError::MoveAside { path: from.clone(), to, source })?;
+                    }
+                }
+                tracing::warn!(path = %path.display(), kept = %aside.display(), %reason, "unreadable memory database moved aside; starting a fresh one");
+                let (store, _) = Self::open_reporting(path)?;
+                Ok(Opened { store, moved_aside: Some(aside), migrated_from: 0 })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn schema_version(&self) -> Result<i64, MemoryError> {
+        self.read(migrations::version)
+    }
+
+    /// Runs `f` on a pooled read-only connection.
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, MemoryError> {
+        let conn = match lock(&self.readers).pop() {
+            Some(conn) => conn,
+            None => connect(&self.path).and_then(|c| c.pragma_update(None, "query_only", true).map(|_| c)).map_err(|e| self.err(e))?,
+        };
+        let result = f(&conn).map_err(|e| self.err(e));
+        let mut idle = lock(&self.readers);
+        if idle.len() < MAX_IDLE_READERS {
+            idle.push(conn);
+        }
+        result
+    }
+
+    /// Runs `f` in one IMMEDIATE transaction on the writer and commits it; an error rolls back.
+    /// When this returns Ok the data is committed and survives the process being killed.
+    pub(crate) fn write<T>(&self, f: impl FnOnce(&Transaction) -> rusqlite::Result<T>) -> Result<T, MemoryError> {
+        let mut conn = lock(&self.writer);
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| self.err(e))?;
+        let value = f(&tx).map_err(|e| self.err(e))?;
+        tx.commit().map_err(|e| self.err(e))?;
+        Ok(value)
+    }
+
+    /// `PRAGMA integrity_check`: an empty list means the file is sound.
+    pub fn integrity_check(&self) -> Result<Vec<String>, MemoryError> {
+        let rows = self.read(|c| {
+            let mut stmt = c.prepare("PRAGMA integrity_check")?;
+            let rows = stmt.query_map([], |r| r.get::<_, String>(0))?.collect::<rusqlite::Result<Vec<_>>>();
+            rows
+        })?;
+        Ok(rows.into_iter().filter(|r| r != "ok").collect())
+    }
+
+    /// Bytes used by the database and its WAL.
+    pub fn disk_bytes(&self) -> u64 {
+        ["", "-wal"]
+            .iter()
+            .filter_map(|s| std::fs::metadata(format!("{}{s}", self.path.display())).ok())
+            .map(|m| m.len())
+            .sum()
+    }
+
+    fn err(&self, e: rusqlite::Error) -> MemoryError {
+        classify(&self.path, e)
+    }
+}
+
+fn connect(path: &Path) -> rusqlite::Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    Ok(conn)
+}
+
+fn classify(path: &Path, e: rusqlite::Error) -> MemoryError {
+    match e.sqlite_error_code() {
+        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => MemoryError::Corrupt { path: path.into(), reason: e.to_string() },
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => MemoryError::Busy { path: path.into(), secs: BUSY_TIMEOUT.as_secs() },
+        _ => MemoryError::Sqlite { path: path.into(), source: e },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_store_uses_wal_and_the_latest_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_in(dir.path()).unwrap();
+        assert_eq!(store.schema_version().unwrap(), LATEST_VERSION);
+        let mode: String = store.read(|c| c.query_row("PRAGMA journal_mode", [], |r| r.get(0))).unwrap();
+        assert_eq!(mode, "wal");
+        let fk: i64 = store.read(|c| c.query_row("PRAGMA foreign_keys", [], |r| r.get(0))).unwrap();
+        assert_eq!(fk, 1);
+        assert!(store.integrity_check().unwrap().is_empty());
+    }
+
+    #[test]
+    fn readers_cannot_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_in(dir.path()).unwrap();
+        let err = store.read(|c| c.execute("INSERT INTO sessions(started_at) VALUES (1)", [])).unwrap_err();
+        assert!(err.to_string().contains("readonly") || err.to_string().contains("read-only") || err.to_string().contains("query_only"), "{err}");
+    }
+
+    #[test]
+    fn a_failed_write_rolls_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_in(dir.path()).unwrap();
+        let result = store.write(|tx| {
+            tx.execute("INSERT INTO sessions(started_at) VALUES (1)", [])?;
+            tx.execute("INSERT INTO no_such_table VALUES (1)", [])
+        });
+        assert!(result.is_err());
+        let n: i64 = store.read(|c| c.query_row("SELECT count(*) FROM sessions", [], |r| r.get(0))).unwrap();
+        assert_eq!(n, 0);
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused_and_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(DB_FILE_NAME);
+        drop(Store::open(&path).unwrap());
+        Connection::open(&path).unwrap().pragma_update(None, "user_version", LATEST_VERSION + 1).unwrap();
+        let err = Store::open_or_recover(&path).err().expect("refused");
+        assert!(matches!(err, MemoryError::TooNew { .. }), "{err}");
+        assert!(err.to_string().contains("update Roxy"), "{err}");
+        assert!(path.exists());
+    }
+}
