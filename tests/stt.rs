@@ -38,7 +38,7 @@ fn model_path() -> PathBuf {
     candidates.iter().find(|p| p.is_file()).cloned().unwrap_or_else(|| {
         panic!(
             "the test STT model ({MODEL_FILE}) is missing; looked in: {}. Install it with \
-             `ROXY_DATA_DIR=.roxy cargo run -- models fetch --tier default` (i.e. `roxy models fetch --tier default`), \
+             `scripts/test` or `ROXY_MODELS_DIR=.roxy/models cargo run -- models fetch --tier default`, \
              or set ROXY_TEST_STT_MODEL to the file",
             candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
         )

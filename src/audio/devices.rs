@@ -20,6 +20,8 @@ pub struct Devices {
 
 /// Lists input and output devices. Never fails: a machine without sound hardware has none.
 pub fn list() -> Devices {
+    #[cfg(target_os = "linux")]
+    alsa_quiet::install();
     let host = cpal::default_host();
     let default_in = host.default_input_device().and_then(|d| d.name().ok());
     let default_out = host.default_output_device().and_then(|d| d.name().ok());
@@ -41,4 +43,29 @@ pub fn list() -> Devices {
         .map(|it| it.map(|d| describe(&d, false, &default_out)).filter(|d| d.format.is_some()).collect())
         .unwrap_or_default();
     Devices { host: host.id().name().to_string(), inputs, outputs }
+}
+
+/// ALSA prints a line to stderr for every PCM plugin it probes and cannot open (pulse, jack,
+/// oss…): dozens on a machine without sound hardware, burying Roxy's own output. Send them to
+/// the debug log instead.
+#[cfg(target_os = "linux")]
+mod alsa_quiet {
+    use std::ffi::CStr;
+    use std::os::raw::{c_char, c_int};
+
+    /// ALSA declares the handler variadic; the format arguments are ignored, so a handler with
+    /// only the named parameters is called correctly on every Linux ABI Roxy builds for.
+    unsafe extern "C" fn to_log(file: *const c_char, line: c_int, function: *const c_char, err: c_int, fmt: *const c_char) {
+        let text = |p: *const c_char| if p.is_null() { String::new() } else { unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned() };
+        tracing::debug!(target: "alsa", "{}:{} {}: {} (err {err})", text(file), line, text(function), text(fmt));
+    }
+
+    pub fn install() {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            let handler: unsafe extern "C" fn(*const c_char, c_int, *const c_char, c_int, *const c_char) = to_log;
+            // SAFETY: see `to_log`; the transmute only adds the variadic tail to the type.
+            unsafe { alsa_sys::snd_lib_error_set_handler(Some(std::mem::transmute(handler))) };
+        });
+    }
 }

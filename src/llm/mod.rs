@@ -5,12 +5,14 @@
 //! completions, cancels them, restarts a crashed worker and stops an idle one.
 
 mod error;
+mod from_config;
 mod locate;
 mod process;
 mod rss;
 mod supervisor;
 
 pub use error::LlmError;
+pub use from_config::{NoLlmModel, SYSTEM_PROMPT};
 pub use locate::{find_worker, WORKER_ENV, WORKER_FILE_NAME};
 pub use roxy_protocol::{ChatMessage, ErrorKind, GenerationStats, ModelInfo, Role, StopReason, WorkerInfo};
 pub use rss::rss_bytes;

@@ -78,6 +78,21 @@ impl Manifest {
         Manifest::parse(BUILTIN, "(built in)").expect("the built-in manifest is valid (checked by tests)")
     }
 
+    /// The manifest at `ROXY_MANIFEST` when set (mirrors, private models, tests), else the built-in one.
+    pub fn from_env() -> Result<Manifest, ManifestError> {
+        match std::env::var_os("ROXY_MANIFEST").filter(|v| !v.is_empty()) {
+            Some(path) => Manifest::load(Path::new(&path)),
+            None => Ok(Manifest::builtin()),
+        }
+    }
+
+    pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ManifestError { origin: origin.clone(), message: format!("{e}. Fix: point ROXY_MANIFEST at a readable manifest, or unset it") })?;
+        Manifest::parse(&text, &origin)
+    }
+
     pub fn parse(text: &str, origin: &str) -> Result<Manifest, ManifestError> {
         let err = |message: String| ManifestError { origin: origin.into(), message };
         let manifest: Manifest = toml::from_str(text).map_err(|e| err(e.to_string()))?;

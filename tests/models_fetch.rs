@@ -1,0 +1,336 @@
+//! Model provisioning against a local HTTP server: the download path a Mac user's 8 GB / 32 GB
+//! fetch takes (resume after a cut connection, checksum mismatch, server-supplied digests), the
+//! `roxy models` CLI on a custom manifest, and damaged files reported by `verify` and `doctor`.
+
+use indicatif::ProgressBar;
+use roxy::models::download::{download, partial_path};
+use roxy::models::{FetchError, Manifest};
+use sha2::{Digest, Sha256};
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Arc, Mutex};
+
+/// How the server treats requests.
+#[derive(Clone, Default)]
+struct Behaviour {
+    /// Close the connection after this many body bytes on the first request only.
+    cut_first_after: Option<usize>,
+    /// Header carrying the body's sha256, like Hugging Face's `X-Linked-Etag`.
+    digest_header: Option<(&'static str, String)>,
+    /// Serve this instead of the real body (a file that changed upstream).
+    body_override: Option<Vec<u8>>,
+}
+
+struct Server {
+    url: String,
+    /// The `Range` header of every request, in order (`None` when absent).
+    ranges: Arc<Mutex<Vec<Option<String>>>>,
+}
+
+fn serve(body: Vec<u8>, behaviour: Behaviour) -> Server {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/model.bin", listener.local_addr().unwrap());
+    let ranges = Arc::new(Mutex::new(Vec::new()));
+    let seen = ranges.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { break };
+            let first = seen.lock().unwrap().is_empty();
+            let range = handle(stream, &body, &behaviour, first);
+            seen.lock().unwrap().push(range);
+        }
+    });
+    Server { url, ranges }
+}
+
+fn handle(mut stream: TcpStream, body: &[u8], b: &Behaviour, first: bool) -> Option<String> {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut range = None;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            if name.eq_ignore_ascii_case("range") {
+                range = Some(value.trim().to_string());
+            }
+        }
+    }
+    let body = b.body_override.as_deref().unwrap_or(body);
+    let start = range
+        .as_deref()
+        .and_then(|r| r.strip_prefix("bytes="))
+        .and_then(|r| r.trim_end_matches('-').parse::<usize>().ok())
+        .unwrap_or(0);
+    let mut head = if start >= body.len() && start > 0 {
+        format!("HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */{}\r\nContent-Length: 0\r\n", body.len())
+    } else if start > 0 {
+        format!(
+            "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes {start}-{}/{}\r\nContent-Length: {}\r\n",
+            body.len() - 1,
+            body.len(),
+            body.len() - start
+        )
+    } else {
+        format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n", body.len())
+    };
+    if let Some((name, value)) = &b.digest_header {
+        head.push_str(&format!("{name}: \"{value}\"\r\n"));
+    }
+    head.push_str("Connection: close\r\n\r\n");
+    let _ = stream.write_all(head.as_bytes());
+    let mut payload = &body[start.min(body.len())..];
+    if first {
+        if let Some(cut) = b.cut_first_after {
+            payload = &payload[..cut.min(payload.len())];
+        }
+    }
+    let _ = stream.write_all(payload);
+    let _ = stream.flush();
+    range
+}
+
+/// 3 MiB that differ at every offset, so a resume at the wrong place cannot match the digest.
+fn body() -> Vec<u8> {
+    (0..3 * 1024 * 1024u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect()
+}
+
+fn sha(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+fn quiet() -> ProgressBar {
+    ProgressBar::hidden()
+}
+
+#[test]
+fn a_cut_connection_is_resumed_with_a_range_request() {
+    let body = body();
+    let cut = 1_000_000;
+    let server = serve(body.clone(), Behaviour { cut_first_after: Some(cut), ..Default::default() });
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("llm/model.bin");
+
+    let got = download(&server.url, &dest, Some(&sha(&body)), 3, &quiet()).unwrap();
+
+    assert_eq!(got.resumed_from, cut as u64, "the second attempt continues where the first stopped");
+    assert_eq!(got.bytes, body.len() as u64);
+    assert_eq!(std::fs::read(&dest).unwrap(), body);
+    assert!(!partial_path(&dest).exists(), "the partial file is renamed into place");
+    assert_eq!(*server.ranges.lock().unwrap(), vec![None, Some(format!("bytes={cut}-"))]);
+}
+
+#[test]
+fn a_partial_file_left_by_a_killed_fetch_is_resumed_by_the_next_one() {
+    let body = body();
+    let cut = 2_000_000;
+    let server = serve(body.clone(), Behaviour { cut_first_after: Some(cut), ..Default::default() });
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("model.bin");
+
+    // One attempt only: the fetch gives up like a process killed mid-download.
+    let err = download(&server.url, &dest, Some(&sha(&body)), 1, &quiet()).unwrap_err();
+    assert!(matches!(err, FetchError::Network { .. }), "{err}");
+    assert!(err.to_string().contains("resumes where it stopped"), "the error says what to do: {err}");
+    assert_eq!(std::fs::metadata(partial_path(&dest)).unwrap().len(), cut as u64, "the bytes so far are kept");
+    assert!(!dest.exists(), "an incomplete file is never installed");
+
+    let got = download(&server.url, &dest, Some(&sha(&body)), 1, &quiet()).unwrap();
+    assert_eq!(got.resumed_from, cut as u64);
+    assert_eq!(std::fs::read(&dest).unwrap(), body);
+}
+
+#[test]
+fn a_checksum_mismatch_is_a_clear_error_and_nothing_is_kept() {
+    let body = body();
+    let mut changed = body.clone();
+    changed[12345] ^= 0x40;
+    let server = serve(body.clone(), Behaviour { body_override: Some(changed.clone()), ..Default::default() });
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("model.bin");
+
+    let err = download(&server.url, &dest, Some(&sha(&body)), 3, &quiet()).unwrap_err();
+
+    match &err {
+        FetchError::ChecksumMismatch { expected, actual, .. } => {
+            assert_eq!(expected, &sha(&body));
+            assert_eq!(actual, &sha(&changed));
+        }
+        other => panic!("expected a checksum mismatch, got {other}"),
+    }
+    let message = err.to_string();
+    assert!(message.contains("not kept") && message.contains("Fix:"), "{message}");
+    assert!(!dest.exists() && !partial_path(&dest).exists(), "neither the file nor the partial download is kept");
+    assert_eq!(server.ranges.lock().unwrap().len(), 1, "a mismatch is not retried as a network error");
+}
+
+#[test]
+fn a_server_digest_is_checked_and_kept_beside_the_file_for_later_verification() {
+    let body = body();
+    let server = serve(body.clone(), Behaviour { digest_header: Some(("X-Linked-Etag", sha(&body))), ..Default::default() });
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("model.bin");
+
+    download(&server.url, &dest, None, 1, &quiet()).unwrap();
+    assert_eq!(std::fs::read_to_string(roxy::models::verify::sidecar_path(&dest)).unwrap().trim(), sha(&body));
+
+    // A server that names a digest the body does not have is caught the same way.
+    let liar = serve(body.clone(), Behaviour { digest_header: Some(("ETag", sha(b"something else"))), ..Default::default() });
+    let other = dir.path().join("other.bin");
+    let err = download(&liar.url, &other, None, 1, &quiet()).unwrap_err();
+    assert!(matches!(err, FetchError::ChecksumMismatch { .. }), "{err}");
+    assert!(!other.exists());
+}
+
+#[test]
+fn a_file_without_any_digest_is_refused() {
+    let server = serve(body(), Behaviour::default());
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("model.bin");
+    let err = download(&server.url, &dest, None, 1, &quiet()).unwrap_err();
+    assert!(matches!(err, FetchError::NoChecksum { .. }), "{err}");
+    assert!(err.to_string().contains("pin `sha256`"), "{err}");
+    assert!(!dest.exists());
+}
+
+// ---- the CLI on a manifest whose hub-style tier points at the local server ----
+
+fn roxy(root: &Path, manifest: Option<&Path>, models: &Path, args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_roxy"));
+    cmd.args(args)
+        .env("ROXY_CONFIG", root.join("config.toml"))
+        .env("ROXY_DATA_DIR", root.join("data"))
+        .env("ROXY_CACHE_DIR", root.join("cache"))
+        .env("ROXY_MODELS_DIR", models)
+        .env_remove("ROXY_LOG")
+        .env_remove("ROXY_PRESET");
+    match manifest {
+        Some(m) => cmd.env("ROXY_MANIFEST", m),
+        None => cmd.env_remove("ROXY_MANIFEST"),
+    };
+    cmd.output().unwrap()
+}
+
+fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+fn flip_a_byte(path: &Path, at: usize) {
+    let mut bytes = std::fs::read(path).unwrap();
+    bytes[at] ^= 0x01;
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn the_cli_fetches_a_hub_tier_idempotently_and_reports_a_flipped_byte() {
+    let body = body();
+    let server = serve(body.clone(), Behaviour { cut_first_after: Some(700_000), ..Default::default() });
+    let root = tempfile::tempdir().unwrap();
+    let models = root.path().join("models");
+    let manifest = root.path().join("manifest.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            r#"version = 1
+[[model]]
+id = "test-llm"
+role = "llm"
+tiers = ["hub"]
+license = "MIT"
+description = "served by the test"
+[[model.file]]
+path = "llm/model.bin"
+size = {}
+sha256 = "{}"
+source = {{ url = "{}" }}
+"#,
+            body.len(),
+            sha(&body),
+            server.url
+        ),
+    )
+    .unwrap();
+    Manifest::load(&manifest).expect("the test manifest parses");
+
+    let out = roxy(root.path(), Some(&manifest), &models, &["models", "fetch", "--tier", "hub", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let fetched: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(fetched[0]["action"], "installed");
+    assert_eq!(std::fs::read(models.join("llm/model.bin")).unwrap(), body);
+    assert_eq!(server.ranges.lock().unwrap().len(), 2, "cut once, resumed once");
+
+    let out = roxy(root.path(), Some(&manifest), &models, &["models", "fetch", "--tier", "hub", "--json"]);
+    let again: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(again[0]["action"], "already_installed");
+    assert_eq!(server.ranges.lock().unwrap().len(), 2, "an intact file is not downloaded again");
+
+    flip_a_byte(&models.join("llm/model.bin"), 4242);
+    let out = roxy(root.path(), Some(&manifest), &models, &["models", "verify", "--tier", "hub"]);
+    assert!(!out.status.success(), "verify fails on a damaged file");
+    let said = text(&out);
+    assert!(said.contains("CORRUPT") && said.contains("Fix: roxy models fetch --tier hub"), "{said}");
+
+    let out = roxy(root.path(), Some(&manifest), &models, &["models", "fetch", "--tier", "hub", "--json"]);
+    let repaired: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(repaired[0]["action"], "replaced");
+    assert_eq!(std::fs::read(models.join("llm/model.bin")).unwrap(), body);
+}
+
+#[test]
+fn an_unknown_tier_and_an_unreadable_manifest_are_named() {
+    let root = tempfile::tempdir().unwrap();
+    let models = root.path().join("models");
+    let out = roxy(root.path(), None, &models, &["models", "fetch", "--tier", "64gb"]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("unknown tier `64gb`") && text(&out).contains("default"), "{}", text(&out));
+
+    let missing = root.path().join("nope.toml");
+    let out = roxy(root.path(), Some(&missing), &models, &["models", "list"]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("nope.toml") && text(&out).contains("ROXY_MANIFEST"), "{}", text(&out));
+}
+
+/// The installed default models: `$ROXY_MODELS_DIR`, else the repo's `.roxy/models` (what
+/// `scripts/test` fills).
+fn installed_models() -> PathBuf {
+    let dir = std::env::var_os("ROXY_MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".roxy/models"));
+    assert!(dir.join("vad/silero_vad.onnx").is_file(), "default models missing in {}: run scripts/test (or roxy models fetch)", dir.display());
+    dir
+}
+
+#[test]
+fn doctor_and_verify_report_a_damaged_default_model_with_its_fix() {
+    let source = installed_models();
+    let root = tempfile::tempdir().unwrap();
+    let models = root.path().join("models");
+    std::fs::create_dir_all(models.join("vad")).unwrap();
+    std::fs::copy(source.join("vad/silero_vad.onnx"), models.join("vad/silero_vad.onnx")).unwrap();
+
+    let doctor = |models: &Path| {
+        let out = roxy(root.path(), None, models, &["doctor", "--json"]);
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
+        let vad = report["checks"].as_array().unwrap().iter().find(|c| c["name"] == "model:vad").cloned().unwrap();
+        (out.status.success(), vad)
+    };
+    let (_, vad) = doctor(&models);
+    assert_eq!(vad["level"], "ok", "{vad}");
+
+    flip_a_byte(&models.join("vad/silero_vad.onnx"), 100_000);
+    let (ok, vad) = doctor(&models);
+    assert!(!ok, "doctor exits non-zero when a model is damaged");
+    assert_eq!(vad["level"], "error", "{vad}");
+    let fix = vad["fix"].as_str().unwrap();
+    assert!(fix.contains("roxy models fetch --tier default"), "{vad}");
+    assert!(vad.to_string().contains("CORRUPT"), "{vad}");
+
+    let out = roxy(root.path(), None, &models, &["models", "verify", "--json"]);
+    assert!(!out.status.success());
+    let reports: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let vad_file = reports.as_array().unwrap().iter().find(|r| r["role"] == "vad").unwrap();
+    assert_eq!(vad_file["status"], "corrupt", "{vad_file}");
+}
