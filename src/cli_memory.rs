@@ -80,6 +80,10 @@ pub enum MemoryCommand {
         queries: usize,
         #[arg(long)]
         json: bool,
+        /// Keep the generated databases in this directory (for inspecting queries) instead of
+        /// a temporary one that is removed.
+        #[arg(long)]
+        keep_in: Option<std::path::PathBuf>,
     },
     /// Test hook: record COUNT turns, one transaction each, printing `ack <id>` after each
     /// commit (the crash-safety test kills this mid-burst).
@@ -151,14 +155,16 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 }
 
 pub fn memory_command(command: MemoryCommand, paths: &Paths) -> Result<ExitCode> {
-    if let MemoryCommand::Bench { sizes, queries, json } = command {
-        let scratch = std::env::temp_dir().join(format!("roxy-memory-bench-{}", std::process::id()));
-        let report = memory::bench(&scratch, &sizes, queries.max(1), |step| {
+    if let MemoryCommand::Bench { sizes, queries, json, keep_in } = command {
+        let scratch = keep_in.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("roxy-memory-bench-{}", std::process::id())));
+        let report = memory::bench(&scratch, &sizes, queries.max(1), keep_in.is_some(), |step| {
             if !json {
                 eprintln!("{step}");
             }
         });
-        let _ = std::fs::remove_dir_all(&scratch);
+        if keep_in.is_none() {
+            let _ = std::fs::remove_dir_all(&scratch);
+        }
         let report = report?;
         if json {
             print_json(&report)?;

@@ -28,6 +28,8 @@ pub struct BenchRow {
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchReport {
     pub queries: usize,
+    /// 1-minute load average when the run ended (Linux): other work on the machine inflates p99.
+    pub load_average: Option<f64>,
     pub rows: Vec<BenchRow>,
 }
 
@@ -83,9 +85,9 @@ fn summary(mut samples: Vec<f64>) -> (f64, f64) {
     (percentile(&samples, 0.5), percentile(&samples, 0.99))
 }
 
-/// Benchmarks a fresh store per size in `scratch` (removed afterwards). `progress` is told
-/// what is happening.
-pub fn run(scratch: &Path, sizes: &[usize], queries: usize, mut progress: impl FnMut(&str)) -> Result<BenchReport, MemoryError> {
+/// Benchmarks a fresh store per size in `scratch/bench-<size>` (removed afterwards unless
+/// `keep`). `progress` is told what is happening.
+pub fn run(scratch: &Path, sizes: &[usize], queries: usize, keep: bool, mut progress: impl FnMut(&str)) -> Result<BenchReport, MemoryError> {
     let words = Words::new();
     let mut rows = Vec::new();
     for &n in sizes {
@@ -164,9 +166,12 @@ pub fn run(scratch: &Path, sizes: &[usize], queries: usize, mut progress: impl F
         });
         drop(cache);
         drop(store);
-        let _ = std::fs::remove_dir_all(&dir);
+        if !keep {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
     }
-    Ok(BenchReport { queries, rows })
+    let load_average = std::fs::read_to_string("/proc/loadavg").ok().and_then(|l| l.split_whitespace().next()?.parse().ok());
+    Ok(BenchReport { queries, load_average, rows })
 }
 
 /// The report as a table, one row per size: the growth curve.
@@ -190,5 +195,9 @@ pub fn render(report: &BenchReport) -> String {
             r.db_bytes as f64 / 1e6
         );
     }
-    out + &format!("({} queries per size; search = FTS5 BM25 over turns, recall = facts by content words)\n", report.queries)
+    out += &format!("({} queries per size; search = FTS5 BM25 over turns, recall = facts by content words", report.queries);
+    if let Some(load) = report.load_average {
+        out += &format!("; load average {load:.2} on {} CPUs", std::thread::available_parallelism().map_or(0, |n| n.get()));
+    }
+    out + ")\n"
 }

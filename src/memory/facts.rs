@@ -28,6 +28,9 @@ pub struct Facts<'a> {
     store: &'a Store,
 }
 
+/// How many of the newest matching facts a recall ranks.
+const RANK_WINDOW: usize = 500;
+
 const FACT_COLUMNS: &str = "f.id, f.text, f.created_at, f.updated_at, f.mentions";
 
 fn fact_from_row(r: &Row) -> rusqlite::Result<Fact> {
@@ -68,13 +71,16 @@ impl Facts<'_> {
         Ok(Remembered { merged: fact.mentions > 1, fact })
     }
 
-    /// Facts sharing content words with `query`, most relevant first.
+    /// Facts sharing content words with `query`, most relevant first. Only the newest
+    /// RANK_WINDOW matches are ranked, which bounds the cost of a question made of common words.
     pub fn recall(&self, query: &str, limit: usize) -> Result<Vec<(Fact, f64)>, MemoryError> {
         let Some(expr) = fts::match_expr(query, Mode::Any) else { return Ok(Vec::new()) };
         self.store.read(|c| {
             let mut stmt = c.prepare_cached(&format!(
-                "SELECT {FACT_COLUMNS}, bm25(facts_fts) AS score FROM facts_fts JOIN facts f ON f.id = facts_fts.rowid
-                 WHERE facts_fts MATCH ?1 ORDER BY score LIMIT ?2"
+                "SELECT {FACT_COLUMNS}, m.score
+                 FROM (SELECT rowid AS id, bm25(facts_fts) AS score FROM facts_fts WHERE facts_fts MATCH ?1
+                       ORDER BY rowid DESC LIMIT {RANK_WINDOW}) AS m
+                 JOIN facts f ON f.id = m.id ORDER BY m.score LIMIT ?2"
             ))?;
             let rows = stmt.query_map(params![expr, limit as i64], |r| Ok((fact_from_row(r)?, -r.get::<_, f64>(5)?)))?;
             rows.collect()

@@ -55,6 +55,9 @@ pub struct History<'a> {
     store: &'a Store,
 }
 
+/// How many of the newest matches a search ranks.
+const RANK_WINDOW: usize = 500;
+
 const TURN_COLUMNS: &str = "t.id, t.session_id, t.at, t.user_text, t.reply_text, t.route, t.skill, t.timings";
 
 fn turn_from_row(r: &Row) -> rusqlite::Result<Turn> {
@@ -129,21 +132,34 @@ impl History<'_> {
     }
 
     fn search_expr(&self, expr: &str, f: &SearchFilter) -> Result<Vec<SearchHit>, MemoryError> {
+        // BM25 ranks only the newest RANK_WINDOW matches: a word found in tens of thousands of
+        // turns would otherwise cost a score per match on every search (100+ ms at 100k turns).
+        // Ids grow with time, so the date filter becomes an id range FTS5 can seek to.
         let sql = format!(
-            "SELECT {TURN_COLUMNS}, bm25(turns_fts) AS score
-             FROM turns_fts JOIN turns t ON t.id = turns_fts.rowid
-             WHERE turns_fts MATCH ?1 AND t.at >= ?2 AND t.at <= ?3
-             ORDER BY score LIMIT ?4"
+            "SELECT {TURN_COLUMNS}, m.score
+             FROM (SELECT rowid AS id, bm25(turns_fts) AS score FROM turns_fts
+                   WHERE turns_fts MATCH ?1 AND rowid >= ?2 AND rowid <= ?3
+                   ORDER BY rowid DESC LIMIT {RANK_WINDOW}) AS m
+             JOIN turns t ON t.id = m.id
+             WHERE t.at >= ?4 AND t.at <= ?5
+             ORDER BY m.score LIMIT ?6"
         );
+        let (since, until) = (f.since_ms.unwrap_or(i64::MIN), f.until_ms.unwrap_or(i64::MAX));
         self.store.read(|c| {
+            let (first_id, last_id): (i64, i64) = if f.since_ms.is_none() && f.until_ms.is_none() {
+                (i64::MIN, i64::MAX)
+            } else {
+                c.prepare_cached(
+                    "SELECT (SELECT coalesce(min(id), 9223372036854775807) FROM turns WHERE at >= ?1),
+                            (SELECT coalesce(max(id), -9223372036854775808) FROM turns WHERE at <= ?2)",
+                )?
+                .query_row([since, until], |r| Ok((r.get(0)?, r.get(1)?)))?
+            };
             let mut stmt = c.prepare_cached(&sql)?;
-            let rows = stmt.query_map(
-                params![expr, f.since_ms.unwrap_or(i64::MIN), f.until_ms.unwrap_or(i64::MAX), f.limit as i64],
-                |r| {
-                    // SQLite's bm25() is negative, lower = better; flip it so callers sort naturally.
-                    Ok(SearchHit { turn: turn_from_row(r)?, score: -r.get::<_, f64>(8)? })
-                },
-            )?;
+            let rows = stmt.query_map(params![expr, first_id, last_id, since, until, f.limit as i64], |r| {
+                // SQLite's bm25() is negative, lower = better; flip it so callers sort naturally.
+                Ok(SearchHit { turn: turn_from_row(r)?, score: -r.get::<_, f64>(8)? })
+            })?;
             rows.collect()
         })
     }

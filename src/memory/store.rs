@@ -216,6 +216,29 @@ mod tests {
     }
 
     #[test]
+    fn a_version_1_database_migrates_and_its_old_rows_become_searchable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(DB_FILE_NAME);
+        {
+            let mut old = Connection::open(&path).unwrap();
+            migrations::migrate_to(&mut old, 1).unwrap();
+            old.execute_batch(
+                "INSERT INTO sessions(id, started_at) VALUES (1, 0);
+                 INSERT INTO turns(session_id, at, user_text, reply_text) VALUES (1, 5, 'remind me to water the ferns', 'Done.');
+                 INSERT INTO facts(text, norm, created_at, updated_at) VALUES ('Ferns need rain water', 'ferns need rain water', 0, 0);",
+            )
+            .unwrap();
+        }
+        let opened = Store::open_or_recover(&path).unwrap();
+        assert_eq!((opened.migrated_from, opened.moved_aside.is_none()), (1, true));
+        let store = opened.store;
+        assert_eq!(store.schema_version().unwrap(), LATEST_VERSION);
+        let hits = store.history().search("ferns", &Default::default()).unwrap();
+        assert_eq!(hits.len(), 1);
+        assert_eq!(store.facts().recall("what do ferns need", 5).unwrap().len(), 1);
+    }
+
+    #[test]
     fn a_newer_schema_is_refused_and_left_alone() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(DB_FILE_NAME);

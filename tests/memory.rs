@@ -1,0 +1,212 @@
+//! The memory store end to end: real SQLite files in temp dirs, the real `roxy` binary.
+//! `cargo test -j2 --test memory`. Latency is measured by `roxy memory bench`, not here.
+
+use roxy::config::Config;
+use roxy::memory::{MemoryError, SearchFilter, Session, Store, TurnRecord, DB_FILE_NAME};
+use roxy::presets::MemoryInfo;
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+fn roxy(data_dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_roxy"));
+    cmd.args(args)
+        .env("ROXY_DATA_DIR", data_dir)
+        .env("ROXY_CONFIG", data_dir.join("config.toml"))
+        .env("ROXY_MODELS_DIR", data_dir.join("models"))
+        .env_remove("ROXY_PRESET");
+    cmd
+}
+
+fn run_ok(data_dir: &Path, args: &[&str]) -> Output {
+    let out = roxy(data_dir, args).output().expect("roxy runs");
+    assert!(out.status.success(), "roxy {args:?} failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+#[test]
+fn facts_told_to_one_process_are_recalled_by_the_next() {
+    let dir = tempfile::tempdir().unwrap();
+    run_ok(dir.path(), &["memory", "remember", "My sister's birthday is June 3rd"]);
+    run_ok(dir.path(), &["memory", "remember", "The spare key is under the blue pot"]);
+    let again = json(&run_ok(dir.path(), &["memory", "remember", "my sister's birthday is June 3rd.", "--json"]));
+    assert_eq!(again["merged"], true, "{again}");
+
+    let found = json(&run_ok(dir.path(), &["memory", "recall", "when is my sister's birthday?", "--json"]));
+    let texts: Vec<&str> = found.as_array().unwrap().iter().map(|r| r["fact"]["text"].as_str().unwrap()).collect();
+    assert_eq!(texts, ["my sister's birthday is June 3rd."]);
+
+    let facts = json(&run_ok(dir.path(), &["memory", "facts", "--json"]));
+    assert_eq!(facts.as_array().unwrap().len(), 2);
+
+    let gone = json(&run_ok(dir.path(), &["memory", "forget", "spare key", "--json"]));
+    assert_eq!(gone[0]["text"], "The spare key is under the blue pot");
+    let store = Store::open_in(dir.path()).unwrap();
+    assert_eq!(store.facts().count().unwrap(), 1);
+}
+
+#[test]
+fn history_written_by_the_binary_is_searchable_and_exported() {
+    let dir = tempfile::tempdir().unwrap();
+    run_ok(dir.path(), &["memory", "write-burst", "--count", "30"]);
+    let hits = json(&run_ok(dir.path(), &["memory", "search", "burst question 17", "--json"]));
+    let hits = hits.as_array().unwrap();
+    assert_eq!(hits.len(), 1, "{hits:?}");
+    assert_eq!(hits[0]["user_text"], "burst question 17");
+    // Nothing older than a day exists, so the date filter keeps everything that matches.
+    let recent = json(&run_ok(dir.path(), &["memory", "search", "burst", "--days", "1", "--limit", "100", "--json"]));
+    assert_eq!(recent.as_array().unwrap().len(), 30);
+
+    let file = dir.path().join("export.json");
+    run_ok(dir.path(), &["memory", "export", file.to_str().unwrap()]);
+    let export: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(export["turns"].as_array().unwrap().len(), 30);
+    assert_eq!(export["turns"][29]["user_text"], "burst question 29");
+
+    let refused = roxy(dir.path(), &["memory", "clear"]).output().unwrap();
+    assert!(!refused.status.success(), "clear without --yes must not delete");
+    assert_eq!(Store::open_in(dir.path()).unwrap().history().count().unwrap(), 30);
+    run_ok(dir.path(), &["memory", "clear", "--yes"]);
+    assert_eq!(Store::open_in(dir.path()).unwrap().history().count().unwrap(), 0);
+}
+
+#[test]
+fn the_session_window_follows_the_preset() {
+    for (preset, expected) in [("8gb", 20), ("32gb", 100)] {
+        let dir = tempfile::tempdir().unwrap();
+        let (config, _) = Config::from_toml("", &dir.path().join("c.toml"), MemoryInfo::detect(), Some(preset)).unwrap();
+        assert_eq!(config.memory.session_turns, expected);
+        let store = Arc::new(Store::open_in(dir.path()).unwrap());
+        let mut session = Session::start(store.clone(), config.memory.session_turns).unwrap();
+        for i in 0..expected + 15 {
+            session.record(TurnRecord { user_text: format!("turn {i}"), reply_text: "ok".into(), ..Default::default() }).unwrap();
+        }
+        let window: Vec<String> = session.turns().map(|t| t.record.user_text.clone()).collect();
+        assert_eq!(window.len(), expected as usize, "{preset}");
+        assert_eq!(window[0], "turn 15");
+        assert_eq!(store.history().count().unwrap(), expected as u64 + 15, "the history keeps every turn");
+    }
+}
+
+/// Kill -9 in the middle of a burst of writes, many times: every acknowledged turn is there
+/// and the file passes `PRAGMA integrity_check`.
+#[test]
+fn killing_the_process_mid_write_loses_no_acknowledged_turn() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut acknowledged = BTreeSet::new();
+    for round in 0..20u64 {
+        let mut child = roxy(dir.path(), &["memory", "write-burst"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let acks = Arc::new(Mutex::new(Vec::new()));
+        let reader = {
+            let acks = acks.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                    if let Some(id) = line.strip_prefix("ack ") {
+                        acks.lock().unwrap().push(id.parse::<i64>().unwrap());
+                    }
+                }
+            })
+        };
+        // Wait for the burst to be under way, then kill at a different point each round.
+        let started = Instant::now();
+        while acks.lock().unwrap().is_empty() {
+            assert!(started.elapsed() < Duration::from_secs(30), "the writer never acknowledged a turn");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        std::thread::sleep(Duration::from_millis(round * 7 % 40));
+        child.kill().unwrap(); // SIGKILL on Unix
+        child.wait().unwrap();
+        reader.join().unwrap();
+        acknowledged.extend(acks.lock().unwrap().iter().copied());
+
+        let store = Store::open_in(dir.path()).unwrap();
+        assert_eq!(store.integrity_check().unwrap(), Vec::<String>::new(), "round {round}");
+        let stored: BTreeSet<i64> = store.history().all().unwrap().iter().map(|t| t.id).collect();
+        let lost: Vec<_> = acknowledged.difference(&stored).collect();
+        assert!(lost.is_empty(), "round {round}: acknowledged turns missing after kill -9: {lost:?}");
+    }
+    eprintln!("{} turns acknowledged across 20 kills, none lost", acknowledged.len());
+    let store = Store::open_in(dir.path()).unwrap();
+    assert!(acknowledged.len() > 20, "the test must actually have written ({} turns)", acknowledged.len());
+    // The full-text index stayed in step with the table through every kill.
+    let last = *acknowledged.iter().next_back().unwrap();
+    let turn = store.history().all().unwrap().into_iter().find(|t| t.id == last).unwrap();
+    let hits = store.history().search(&turn.record.user_text, &SearchFilter::default()).unwrap();
+    assert!(hits.iter().any(|h| h.turn.id == last));
+}
+
+#[test]
+fn a_corrupt_file_is_a_clear_error_and_is_kept_aside_never_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(DB_FILE_NAME);
+    let garbage: Vec<u8> = (0..8192u32).map(|i| (i * 7 + 3) as u8).collect();
+    std::fs::write(&path, &garbage).unwrap();
+
+    let err = Store::open(&path).err().expect("garbage must not open");
+    assert!(matches!(err, MemoryError::Corrupt { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(message.contains(&path.display().to_string()) && message.contains("Fix:"), "{message}");
+    assert_eq!(std::fs::read(&path).unwrap(), garbage, "a failed open leaves the file alone");
+
+    // The CLI recovers: the old file kept under a timestamped name, a fresh store in its place.
+    let out = roxy(dir.path(), &["memory", "remember", "the cat is called Miso"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("unreadable") && stderr.contains(".corrupt-"), "{stderr}");
+    let kept: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(&format!("{DB_FILE_NAME}.corrupt-")))
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(std::fs::read(&kept[0]).unwrap(), garbage);
+    assert_eq!(Store::open(&path).unwrap().facts().count().unwrap(), 1);
+}
+
+#[test]
+fn another_programs_sqlite_database_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(DB_FILE_NAME);
+    let other = rusqlite::Connection::open(&path).unwrap();
+    other.execute_batch("CREATE TABLE photos(id INTEGER PRIMARY KEY, name TEXT); INSERT INTO photos(name) VALUES ('a.jpg');").unwrap();
+    drop(other);
+    let err = Store::open(&path).err().expect("a foreign database must not be used");
+    assert!(matches!(err, MemoryError::Corrupt { .. }) && err.to_string().contains("another program"), "{err}");
+    let photos: i64 = rusqlite::Connection::open(&path).unwrap().query_row("SELECT count(*) FROM photos", [], |r| r.get(0)).unwrap();
+    assert_eq!(photos, 1, "the other program's data is untouched");
+}
+
+#[test]
+fn cache_stats_and_purge_from_the_cli() {
+    use roxy::config::MemoryConfig;
+    use roxy::memory::{CacheKind, CacheRequest, ResponseCache};
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Arc::new(Store::open_in(dir.path()).unwrap());
+        // Entries written "a year ago" by the clock are expired for the CLI's real clock.
+        let year_ms = 365 * 24 * 3600 * 1000;
+        let cache = ResponseCache::new(store.clone(), &MemoryConfig::default()).with_clock(move || roxy::memory::now_ms() - year_ms);
+        cache.put(&CacheRequest::new(CacheKind::Skill, "weather", "Paris"), b"sunny").unwrap();
+        let fresh = ResponseCache::new(store, &MemoryConfig::default());
+        let tts = CacheRequest::new(CacheKind::TtsAudio, "piper-joe", "One moment.");
+        fresh.put(&tts, b"RIFF....").unwrap();
+        fresh.get(&tts).unwrap().expect("hit");
+        fresh.get(&CacheRequest::new(CacheKind::TtsAudio, "piper-joe", "Goodbye.")).unwrap();
+    }
+    let stats = json(&run_ok(dir.path(), &["cache", "stats", "--json"]));
+    let tts = stats["kinds"].as_array().unwrap().iter().find(|k| k["kind"] == "tts_audio").unwrap();
+    assert_eq!((tts["hits"].as_u64(), tts["misses"].as_u64(), tts["hit_rate"].as_f64()), (Some(1), Some(1), Some(0.5)));
+    let purged = json(&run_ok(dir.path(), &["cache", "purge", "--json"]));
+    assert_eq!(purged["purged"], 1, "only the year-old skill result");
+    let stats = json(&run_ok(dir.path(), &["cache", "stats", "--json"]));
+    let entries: u64 = stats["kinds"].as_array().unwrap().iter().map(|k| k["entries"].as_u64().unwrap()).sum();
+    assert_eq!(entries, 1);
+}
