@@ -4,6 +4,7 @@
 pub mod audio;
 pub mod config;
 pub mod doctor;
+pub mod listen;
 pub mod llm;
 pub mod logging;
 pub mod memory;
@@ -12,3 +13,5 @@ pub mod onnx;
 pub mod paths;
 pub mod presets;
 pub mod stt;
+pub mod vad;
+pub mod wake;

@@ -1,6 +1,7 @@
 //! The `roxy` command line: the engine without the menu-bar app.
 
 mod cli_memory;
+mod cli_listen;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -44,6 +45,11 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Run VAD and the wake word over a WAV file as if streamed live; print wake events,
+    /// utterances (transcribed when Whisper is installed) and the per-chunk cost.
+    Listen(cli_listen::ListenArgs),
+    /// Print each wake-word detection in a WAV file (nothing when there is none).
+    Wake(cli_listen::WakeArgs),
     /// Transcribe a WAV file (any rate or channel count) with the configured Whisper model.
     Transcribe {
         file: std::path::PathBuf,
@@ -128,6 +134,8 @@ fn run(cli: Cli, paths: &Paths) -> Result<ExitCode> {
         Command::Memory { command } => cli_memory::memory_command(command, paths),
         Command::Cache { command } => cli_memory::cache_command(command, paths),
         Command::Transcribe { file, json } => transcribe_command(&file, json, paths, &manifest),
+        Command::Listen(args) => cli_listen::listen_command(args, paths, &manifest),
+        Command::Wake(args) => cli_listen::wake_command(args, paths),
         Command::Config { command } => {
             match command {
                 ConfigCommand::Show { json } => {

@@ -60,3 +60,10 @@ pub fn ensure_runtime(models_dir: &Path) -> Result<PathBuf, OnnxError> {
     });
     outcome.as_ref().map(|(path, _)| path.clone()).map_err(Clone::clone)
 }
+
+/// The process's ONNX Runtime environment (loading the runtime first), for `Session::builder`.
+pub fn environment(models_dir: &Path) -> Result<ort::environment::Environment, OnnxError> {
+    ensure_runtime(models_dir)?;
+    let outcome = RUNTIME.get().expect("ensure_runtime initialised it");
+    outcome.as_ref().map(|(_, env)| env.clone()).map_err(Clone::clone)
+}

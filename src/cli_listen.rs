@@ -1,0 +1,150 @@
+//! `roxy listen --input FILE.wav` and `roxy wake FILE.wav`: the always-on path over a recording.
+
+use anyhow::Result;
+use roxy::config::{Config, WakeConfig};
+use roxy::listen::{listen_samples, ListenReport};
+use roxy::models::Manifest;
+use roxy::paths::Paths;
+use roxy::presets::MemoryInfo;
+use roxy::stt::Stt;
+use roxy::vad::{EndpointSettings, SileroVad, Vad};
+use roxy::wake::{WakeDetector, WakeModels, WakeSettings};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(clap::Args)]
+pub struct ListenArgs {
+    /// A WAV file (any rate or channel count), streamed through VAD and the wake word in 80 ms chunks.
+    #[arg(long)]
+    input: PathBuf,
+    /// Wake-word model (default: config `wake.model`): hey_jarvis, alexa, hey_mycroft, hey_rhasspy, timer, weather.
+    #[arg(long)]
+    model: Option<String>,
+    /// Wake score that counts as a detection (default: config `wake.threshold`).
+    #[arg(long)]
+    threshold: Option<f32>,
+    /// Do not transcribe the utterances.
+    #[arg(long)]
+    no_stt: bool,
+    /// Print wake events, utterances, transcripts and per-chunk cost as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct WakeArgs {
+    /// A WAV file (any rate or channel count).
+    file: PathBuf,
+    #[arg(long)]
+    model: Option<String>,
+    #[arg(long)]
+    threshold: Option<f32>,
+    /// One JSON line per detection: {"model", "t" (seconds), "score"}.
+    #[arg(long)]
+    json: bool,
+}
+
+fn wake_config(config: &Config, model: &Option<String>, threshold: Option<f32>) -> Result<WakeConfig> {
+    let mut wake = config.wake.clone();
+    if let Some(model) = model {
+        wake.model = model.clone();
+    }
+    if let Some(t) = threshold {
+        anyhow::ensure!(t > 0.0 && t < 1.0, "--threshold must be between 0 and 1 (exclusive), got {t}");
+        wake.threshold = t;
+    }
+    Ok(wake)
+}
+
+/// Reads the file and runs VAD and (if enabled) the wake word over it.
+fn run_file(file: &Path, config: &Config, wake_cfg: &WakeConfig, models_dir: &Path) -> Result<(ListenReport, roxy::audio::wav::WavInfo)> {
+    let (samples, info) = roxy::audio::wav::read_mono_16k(file)?;
+    let silero = SileroVad::load(models_dir)?;
+    let mut vad = Vad::new(&silero, EndpointSettings::from_config(&config.vad));
+    let mut wake = if wake_cfg.enabled {
+        Some(WakeModels::load(models_dir, &wake_cfg.model)?.detector(WakeSettings::from_config(wake_cfg)))
+    } else {
+        None
+    };
+    let report = listen_samples(&samples, &mut vad, wake.as_mut().map(|w| w as &mut dyn WakeDetector))?;
+    Ok((report, info))
+}
+
+pub fn listen_command(args: ListenArgs, paths: &Paths, manifest: &Manifest) -> Result<ExitCode> {
+    let config = Config::load(&paths.config_file, MemoryInfo::detect())?.config;
+    let wake_cfg = wake_config(&config, &args.model, args.threshold)?;
+    let (report, info) = run_file(&args.input, &config, &wake_cfg, &paths.models_dir)?;
+    let stt = if args.no_stt || report.utterances.is_empty() {
+        None
+    } else {
+        match Stt::from_config(&config.stt, &paths.models_dir, manifest) {
+            Ok(stt) => Some(stt),
+            Err(e) => {
+                eprintln!("note: utterances are not transcribed: {e}");
+                None
+            }
+        }
+    };
+    let mut transcripts = Vec::new();
+    for u in &report.utterances {
+        transcripts.push(match &stt {
+            Some(stt) => Some(stt.transcribe(&u.samples)?),
+            None => None,
+        });
+    }
+    if args.json {
+        let utterances: Vec<_> = report
+            .utterances
+            .iter()
+            .zip(&transcripts)
+            .map(|(u, t)| {
+                serde_json::json!({
+                    "start_ms": u.start_ms, "end_ms": u.end_ms, "reason": u.reason,
+                    "text": t.as_ref().map(|t| t.text.clone()),
+                    "stt_ms": t.as_ref().map(|t| t.timings.stt_ms),
+                })
+            })
+            .collect();
+        let out = serde_json::json!({
+            "file": args.input, "input": info, "wake_model": wake_cfg.enabled.then_some(&wake_cfg.model),
+            "wake": report.wake, "max_wake_score": report.max_wake_score,
+            "utterances": utterances, "cost": report.cost,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    for w in &report.wake {
+        println!("wake       {:>8.2} s  {} (score {:.3})", w.at_ms as f64 / 1000.0, w.model, w.score);
+    }
+    for (u, t) in report.utterances.iter().zip(&transcripts) {
+        let text = t.as_ref().map(|t| format!("  \"{}\"", t.text)).unwrap_or_default();
+        println!("utterance  {:>8.2} s – {:.2} s ({:?}){text}", u.start_ms as f64 / 1000.0, u.end_ms as f64 / 1000.0, u.reason);
+    }
+    if report.wake.is_empty() && wake_cfg.enabled {
+        println!("no wake word ({}; highest score {:.3}, threshold {})", wake_cfg.model, report.max_wake_score, wake_cfg.threshold);
+    }
+    let c = &report.cost;
+    println!(
+        "cost: {:.1} s of audio in {} chunks of {:.0} ms; VAD {:.3} ms/chunk (max {:.2}, RTF {:.4}); wake {:.3} ms/chunk (p95 {:.2}, max {:.2}, RTF {:.4})",
+        c.audio_s, c.chunks, c.chunk_ms, c.vad.mean_chunk_ms, c.vad.max_chunk_ms, c.vad.real_time_factor,
+        c.wake.mean_chunk_ms, c.wake.p95_chunk_ms, c.wake.max_chunk_ms, c.wake.real_time_factor
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn wake_command(args: WakeArgs, paths: &Paths) -> Result<ExitCode> {
+    let config = Config::load(&paths.config_file, MemoryInfo::detect())?.config;
+    let mut wake_cfg = wake_config(&config, &args.model, args.threshold)?;
+    wake_cfg.enabled = true;
+    let (samples, _) = roxy::audio::wav::read_mono_16k(&args.file)?;
+    let mut wake = WakeModels::load(&paths.models_dir, &wake_cfg.model)?.detector(WakeSettings::from_config(&wake_cfg));
+    let detections = wake.push(&samples)?;
+    for d in &detections {
+        if args.json {
+            println!("{}", serde_json::json!({"model": d.model, "t": d.at_ms as f64 / 1000.0, "score": d.score}));
+        } else {
+            println!("{:.2} s  {} (score {:.3})", d.at_ms as f64 / 1000.0, d.model, d.score);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
