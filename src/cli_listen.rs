@@ -26,6 +26,10 @@ pub struct ListenArgs {
     /// Do not transcribe the utterances.
     #[arg(long)]
     no_stt: bool,
+    /// Run every wake-word stage on every chunk, not only while the VAD hears voice (for
+    /// comparing cost; detections are the same).
+    #[arg(long)]
+    no_gate: bool,
     /// Print wake events, utterances, transcripts and per-chunk cost as JSON.
     #[arg(long)]
     json: bool,
@@ -57,7 +61,7 @@ fn wake_config(config: &Config, model: &Option<String>, threshold: Option<f32>) 
 }
 
 /// Reads the file and runs VAD and (if enabled) the wake word over it.
-fn run_file(file: &Path, config: &Config, wake_cfg: &WakeConfig, models_dir: &Path) -> Result<(ListenReport, roxy::audio::wav::WavInfo)> {
+fn run_file(file: &Path, config: &Config, wake_cfg: &WakeConfig, models_dir: &Path, gate: bool) -> Result<(ListenReport, roxy::audio::wav::WavInfo)> {
     let (samples, info) = roxy::audio::wav::read_mono_16k(file)?;
     let silero = SileroVad::load(models_dir)?;
     let mut vad = Vad::new(&silero, EndpointSettings::from_config(&config.vad));
@@ -66,14 +70,19 @@ fn run_file(file: &Path, config: &Config, wake_cfg: &WakeConfig, models_dir: &Pa
     } else {
         None
     };
-    let report = listen_samples(&samples, &mut vad, wake.as_mut().map(|w| w as &mut dyn WakeDetector))?;
+    let report = listen_samples(&samples, &mut vad, wake.as_mut().map(|w| w as &mut dyn WakeDetector), gate)?;
+    if let Some(w) = &wake {
+        let s = w.stage_ms();
+        let per = |ms: f64| ms / s.chunks.max(1) as f64;
+        tracing::info!(chunks = s.chunks, scored = s.scored, embeddings = s.embeddings, mel_ms = per(s.melspectrogram), embedding_ms = per(s.embedding), keyword_ms = per(s.keyword), "wake cost per chunk by stage");
+    }
     Ok((report, info))
 }
 
 pub fn listen_command(args: ListenArgs, paths: &Paths, manifest: &Manifest) -> Result<ExitCode> {
     let config = Config::load(&paths.config_file, MemoryInfo::detect())?.config;
     let wake_cfg = wake_config(&config, &args.model, args.threshold)?;
-    let (report, info) = run_file(&args.input, &config, &wake_cfg, &paths.models_dir)?;
+    let (report, info) = run_file(&args.input, &config, &wake_cfg, &paths.models_dir, !args.no_gate)?;
     let stt = if args.no_stt || report.utterances.is_empty() {
         None
     } else {

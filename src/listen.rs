@@ -70,7 +70,10 @@ pub struct ListenReport {
 
 /// Runs `samples` (16 kHz mono) through `vad` and `wake` in 80 ms chunks, then closes the
 /// stream (an utterance still open at the end is reported with reason `end_of_stream`).
-pub fn listen_samples(samples: &[f32], vad: &mut Vad, mut wake: Option<&mut (dyn WakeDetector + '_)>) -> Result<ListenReport, ListenError> {
+///
+/// With `gate_wake` the wake detector skips its heavy stages while the VAD hears no voice (the
+/// always-on saving; detections are unchanged, see `OpenWakeWord`).
+pub fn listen_samples(samples: &[f32], vad: &mut Vad, mut wake: Option<&mut (dyn WakeDetector + '_)>, gate_wake: bool) -> Result<ListenReport, ListenError> {
     let mut report = ListenReport::default();
     let (mut vad_ms, mut wake_ms) = (Vec::new(), Vec::new());
     let on_vad = |events: Vec<VadEvent>, report: &mut ListenReport| {
@@ -86,6 +89,9 @@ pub fn listen_samples(samples: &[f32], vad: &mut Vad, mut wake: Option<&mut (dyn
         on_vad(events, &mut report);
         if let Some(wake) = wake.as_deref_mut() {
             let started = Instant::now();
+            if gate_wake {
+                wake.set_last_voice_ms(vad.last_voice_ms());
+            }
             let detections = wake.push(chunk)?;
             wake_ms.push(ms_since(started));
             report.max_wake_score = report.max_wake_score.max(wake.last_score());

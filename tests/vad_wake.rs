@@ -43,7 +43,7 @@ fn jarvis() -> Arc<WakeModels> {
 fn listen(samples: &[f32]) -> ListenReport {
     let mut vad = Vad::new(&silero(), EndpointSettings::default());
     let mut wake = jarvis().detector(WakeSettings::default());
-    listen_samples(samples, &mut vad, Some(&mut wake)).expect("listening")
+    listen_samples(samples, &mut vad, Some(&mut wake), true).expect("listening")
 }
 
 fn silence(seconds: f32) -> Vec<f32> {
@@ -132,7 +132,7 @@ fn vad_cuts_at_max_utterance_length() {
     let mut settings = EndpointSettings::default();
     settings.max_utterance_ms = 3000;
     let mut vad = Vad::new(&silero(), settings);
-    let report = listen_samples(&speech, &mut vad, None).unwrap();
+    let report = listen_samples(&speech, &mut vad, None, true).unwrap();
     println!("{:?}", report.utterances.iter().map(|u| (u.start_ms, u.end_ms, u.reason)).collect::<Vec<_>>());
     assert!(report.utterances.len() >= 2);
     assert_eq!(report.utterances[0].reason, EndReason::MaxLength);
@@ -248,6 +248,43 @@ fn streams_share_weights_but_not_state() {
     // After a reset the stream is fresh: the same phrase fires again.
     a.reset();
     assert_eq!(a.push(&samples).unwrap().len(), 1);
+}
+
+/// Runs hey_jarvis with and without VAD gating; returns both reports and the detectors' stage counts.
+fn gated_and_ungated(samples: &[f32]) -> [(ListenReport, roxy::wake::StageMs); 2] {
+    [true, false].map(|gate| {
+        let mut vad = Vad::new(&silero(), EndpointSettings::default());
+        let mut wake = jarvis().detector(WakeSettings::default());
+        let report = listen_samples(samples, &mut vad, Some(&mut wake), gate).unwrap();
+        (report, wake.stage_ms())
+    })
+}
+
+#[test]
+fn vad_gating_saves_work_without_changing_detections() {
+    let lab = SpeechLab::new();
+    let mut clips: Vec<(String, Vec<f32>)> = all_voices().into_iter().map(|v| (format!("{v} hey jarvis"), padded(&lab, "hey jarvis", v, 3.0))).collect();
+    for text in ["Hey Travis.", "Hey there, what's the weather?", COMMANDS[1]] {
+        clips.push((format!("en-us {text}"), padded(&lab, text, Voice::new("en-us", 175), 3.0)));
+    }
+    let (mut gated_embeddings, mut all_embeddings) = (0, 0);
+    for (name, samples) in &clips {
+        let [(gated, g), (ungated, u)] = gated_and_ungated(samples);
+        assert_eq!(gated.wake.len(), ungated.wake.len(), "{name}");
+        for (a, b) in gated.wake.iter().zip(&ungated.wake) {
+            assert_eq!(a.at_ms, b.at_ms, "{name}");
+            assert!((a.score - b.score).abs() < 1e-3, "{name}: {} vs {}", a.score, b.score);
+        }
+        assert!((gated.max_wake_score - ungated.max_wake_score).abs() < 1e-3, "{name}: {} vs {}", gated.max_wake_score, ungated.max_wake_score);
+        assert!(g.embeddings < u.embeddings, "{name}: gating saved nothing ({} embeddings)", g.embeddings);
+        gated_embeddings += g.embeddings;
+        all_embeddings += u.embeddings;
+    }
+    println!("gated: {gated_embeddings} of {all_embeddings} embeddings computed over clips with 3 s of silence either side");
+    // In silence nothing heavy runs at all.
+    let [(_, g), (_, u)] = gated_and_ungated(&silence(10.0));
+    assert_eq!((g.embeddings, g.scored), (0, 0));
+    assert_eq!(u.scored, u.chunks);
 }
 
 #[test]

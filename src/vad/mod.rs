@@ -73,11 +73,17 @@ pub struct Vad {
     /// Samples waiting for a full 512-sample frame.
     pending: Vec<f32>,
     last_prob: f32,
+    /// Stream position (samples) at the end of the last frame with any voice in it.
+    last_voice_end: Option<u64>,
 }
+
+/// A frame this likely to hold speech counts as voice for gating the wake word: well below the
+/// utterance threshold, so a soft "hey" still opens the gate.
+pub const VOICE_PROB: f32 = 0.2;
 
 impl Vad {
     pub fn new(model: &Arc<SileroVad>, settings: EndpointSettings) -> Vad {
-        Vad { silero: model.stream(), endpointer: Endpointer::new(settings), pending: Vec::with_capacity(FRAME), last_prob: 0.0 }
+        Vad { silero: model.stream(), endpointer: Endpointer::new(settings), pending: Vec::with_capacity(FRAME), last_prob: 0.0, last_voice_end: None }
     }
 
     /// Feeds samples; returns the events they completed, in order.
@@ -90,6 +96,9 @@ impl Vad {
             if self.pending.len() == FRAME {
                 self.last_prob = self.silero.prob(&self.pending)?;
                 events.extend(self.endpointer.push_frame(&self.pending, self.last_prob));
+                if self.last_prob >= VOICE_PROB {
+                    self.last_voice_end = Some(self.endpointer.position());
+                }
                 self.pending.clear();
             }
         }
@@ -112,6 +121,11 @@ impl Vad {
         self.last_prob
     }
 
+    /// Where (ms) the last frame with voice in it ended; `None` if there has been none.
+    pub fn last_voice_ms(&self) -> Option<u64> {
+        self.last_voice_end.map(samples_to_ms)
+    }
+
     /// Inside an utterance (after `SpeechStart`, before `SpeechEnd`).
     pub fn in_speech(&self) -> bool {
         self.endpointer.in_speech()
@@ -127,6 +141,7 @@ impl Vad {
         self.endpointer.reset();
         self.pending.clear();
         self.last_prob = 0.0;
+        self.last_voice_end = None;
     }
 }
 

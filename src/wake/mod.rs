@@ -18,6 +18,7 @@ use serde::Serialize;
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 /// Samples per chunk (80 ms at 16 kHz): one embedding and one score per chunk.
 pub const CHUNK: usize = 1280;
@@ -111,6 +112,9 @@ pub trait WakeDetector: Send {
     fn model(&self) -> &str;
     /// Score of the last full 80 ms chunk (0 before the first).
     fn last_score(&self) -> f32;
+    /// Where the VAD last heard voice in this stream (ms), `None` for not yet. Once told, a
+    /// detector may skip work while there is no voice; never told, it processes everything.
+    fn set_last_voice_ms(&mut self, _at_ms: Option<u64>) {}
 }
 
 /// The three openWakeWord models for one keyword, shared by every stream.
@@ -182,13 +186,17 @@ impl WakeModels {
             raw: VecDeque::with_capacity(CHUNK + MEL_OVERLAP),
             pending: Vec::with_capacity(CHUNK),
             mel,
+            mel_end: WINDOW as u64,
+            unembedded: VecDeque::new(),
             features: self.initial_features.clone(),
             chunks: 0,
+            voice: None,
             above: 0,
             cooldown_until: 0,
             pos: 0,
             last_score: 0.0,
             max_score: 0.0,
+            stage_ms: StageMs::default(),
         }
     }
 
@@ -245,6 +253,10 @@ fn keyword_shape(session: &Session) -> Result<(usize, usize), String> {
     }
 }
 
+fn ms_since(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1000.0
+}
+
 /// Uniform integers in [-amplitude, amplitude) as f32, from a fixed-seed xorshift.
 fn seeded_noise(n: usize, amplitude: i32) -> Vec<f32> {
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -259,6 +271,12 @@ fn seeded_noise(n: usize, amplitude: i32) -> Vec<f32> {
 }
 
 /// One stream's openWakeWord state.
+///
+/// The embedding model is most of the cost (~75 %), so embeddings are computed lazily: while
+/// the VAD reports no voice (see [`WakeDetector::set_last_voice_ms`]) only the cheap mel stage
+/// runs, and when voice returns the missing embeddings of the keyword model's window are
+/// computed from the kept mel frames in one batch. Scores while voice is heard are therefore the
+/// same as with every stage running; in silence the score is 0 without running the models.
 pub struct OpenWakeWord {
     models: Arc<WakeModels>,
     settings: WakeSettings,
@@ -267,8 +285,15 @@ pub struct OpenWakeWord {
     /// Samples waiting for a full chunk.
     pending: Vec<f32>,
     mel: VecDeque<[f32; MEL_BINS]>,
+    /// Mel frames produced so far (counting the initial ones): the absolute index after `mel`'s last.
+    mel_end: u64,
+    /// Chunks whose embedding is not computed yet, as the `mel_end` after each (oldest first).
+    unembedded: VecDeque<u64>,
     features: VecDeque<[f32; EMBEDDING]>,
     chunks: usize,
+    /// `None`: no VAD attached, every chunk is scored. `Some(last)`: where the VAD last heard
+    /// voice (ms), or `Some(None)` for not yet.
+    voice: Option<Option<u64>>,
     /// Consecutive chunks at or above the threshold.
     above: u32,
     cooldown_until: u64,
@@ -276,9 +301,26 @@ pub struct OpenWakeWord {
     pos: u64,
     last_score: f32,
     max_score: f32,
+    stage_ms: StageMs,
+}
+
+/// Time spent in each stage since the stream started (to see where the always-on cost goes).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct StageMs {
+    pub chunks: usize,
+    /// Chunks the keyword model scored (the rest were skipped for lack of voice).
+    pub scored: usize,
+    pub embeddings: usize,
+    pub melspectrogram: f64,
+    pub embedding: f64,
+    pub keyword: f64,
 }
 
 impl OpenWakeWord {
+    pub fn stage_ms(&self) -> StageMs {
+        self.stage_ms
+    }
+
     pub fn settings(&self) -> &WakeSettings {
         &self.settings
     }
@@ -288,32 +330,76 @@ impl OpenWakeWord {
         self.max_score
     }
 
-    /// Runs the three stages on one 80 ms chunk; returns its score.
+    /// How long after the last voice a chunk can still score: the keyword window plus the
+    /// embedding's mel window, and a chunk of slack for the VAD's frame lag.
+    fn voice_hold_ms(&self) -> u64 {
+        (self.models.input_frames * CHUNK) as u64 * 1000 / 16_000 + (WINDOW as u64 * 10) + 2 * 80
+    }
+
+    fn gate_open(&self) -> bool {
+        let now_ms = (self.pos + CHUNK as u64) * 1000 / 16_000;
+        match self.voice {
+            None => true,
+            Some(None) => false,
+            Some(Some(at)) => now_ms.saturating_sub(at) <= self.voice_hold_ms(),
+        }
+    }
+
+    /// Runs the stages on one 80 ms chunk; returns its score.
     fn process_chunk(&mut self) -> Result<f32, WakeError> {
         let fail = WakeError::Inference;
+        self.chunks += 1;
+        self.stage_ms.chunks += 1;
         self.raw.extend(self.pending.iter().map(|s| (s * 32768.0).round().clamp(-32768.0, 32767.0)));
         while self.raw.len() > CHUNK + MEL_OVERLAP {
             self.raw.pop_front();
         }
         let raw = self.raw.make_contiguous();
+        let t = Instant::now();
         let frames = self.models.melspectrogram(raw).map_err(fail)?;
+        self.stage_ms.melspectrogram += ms_since(t);
+        self.mel_end += frames.len() as u64;
         self.mel.extend(frames);
-        while self.mel.len() > WINDOW {
+        let n = self.models.input_frames;
+        // Enough mel history for the oldest window the keyword model can still look at.
+        while self.mel.len() > WINDOW + 8 * n {
             self.mel.pop_front();
         }
-        let window = self.mel.make_contiguous();
-        let embedding = self.models.embed(&[&*window]).map_err(fail)?;
-        self.features.extend(embedding);
+        self.unembedded.push_back(self.mel_end);
+        while self.unembedded.len() > n {
+            self.unembedded.pop_front();
+        }
+        if !self.gate_open() {
+            return Ok(0.0);
+        }
+
+        let base = self.mel_end - self.mel.len() as u64;
+        let mel = self.mel.make_contiguous();
+        let windows: Vec<&[[f32; MEL_BINS]]> = self
+            .unembedded
+            .iter()
+            .filter_map(|&end| {
+                let end = end.checked_sub(base)? as usize;
+                end.checked_sub(WINDOW).map(|start| &mel[start..end])
+            })
+            .collect();
+        let t = Instant::now();
+        let embeddings = self.models.embed(&windows).map_err(fail)?;
+        self.stage_ms.embedding += ms_since(t);
+        self.stage_ms.embeddings += embeddings.len();
+        self.unembedded.clear();
+        self.features.extend(embeddings);
         while self.features.len() > MAX_FEATURES {
             self.features.pop_front();
         }
-        let n = self.models.input_frames;
         let recent: Vec<f32> = self.features.iter().skip(self.features.len().saturating_sub(n)).flatten().copied().collect();
         if recent.len() < n * EMBEDDING {
             return Ok(0.0);
         }
+        let t = Instant::now();
         let score = self.models.score(&recent).map_err(fail)?;
-        self.chunks += 1;
+        self.stage_ms.keyword += ms_since(t);
+        self.stage_ms.scored += 1;
         Ok(if self.chunks <= WARMUP_CHUNKS { 0.0 } else { score })
     }
 }
@@ -353,6 +439,10 @@ impl WakeDetector for OpenWakeWord {
 
     fn last_score(&self) -> f32 {
         self.last_score
+    }
+
+    fn set_last_voice_ms(&mut self, at_ms: Option<u64>) {
+        self.voice = Some(at_ms);
     }
 }
 
