@@ -36,7 +36,7 @@ pub enum MemoryCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Facts related to a question, most relevant first.
+    /// Facts related to a question, by meaning (MiniLM) and words, most relevant first.
     Recall {
         query: String,
         #[arg(long, default_value_t = 5)]
@@ -129,6 +129,18 @@ fn open(paths: &Paths) -> Result<Arc<Store>> {
     Ok(Arc::new(opened.store))
 }
 
+/// The sentence embedder for recall by meaning; without it (model not installed) facts are
+/// found by their words, and the reason is printed once.
+fn embedder(paths: &Paths) -> Option<memory::MiniLm> {
+    match memory::MiniLm::load(&paths.models_dir) {
+        Ok(e) => Some(e),
+        Err(e) => {
+            eprintln!("note: facts are matched by words only: {e}");
+            None
+        }
+    }
+}
+
 fn day_ms(days: u32) -> i64 {
     days as i64 * 24 * 3600 * 1000
 }
@@ -199,7 +211,13 @@ pub fn memory_command(command: MemoryCommand, paths: &Paths) -> Result<ExitCode>
             }
         }
         MemoryCommand::Remember { text, json } => {
-            let done = store.facts().remember(&text)?;
+            let embedder = embedder(paths);
+            let facts = match &embedder {
+                Some(e) => store.facts_by_meaning(e),
+                None => store.facts(),
+            };
+            facts.embed_missing()?;
+            let done = facts.remember(&text)?;
             if json {
                 print_json(&done)?;
             } else if done.merged {
@@ -209,7 +227,13 @@ pub fn memory_command(command: MemoryCommand, paths: &Paths) -> Result<ExitCode>
             }
         }
         MemoryCommand::Recall { query, limit, json } => {
-            let found = store.facts().recall(&query, limit)?;
+            let embedder = embedder(paths);
+            let facts = match &embedder {
+                Some(e) => store.facts_by_meaning(e),
+                None => store.facts(),
+            };
+            facts.embed_missing()?;
+            let found = facts.recall(&query, limit)?;
             if json {
                 let rows: Vec<_> = found.iter().map(|(f, score)| serde_json::json!({ "fact": f, "score": score })).collect();
                 print_json(&rows)?;

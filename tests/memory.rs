@@ -210,3 +210,60 @@ fn cache_stats_and_purge_from_the_cli() {
     let entries: u64 = stats["kinds"].as_array().unwrap().iter().map(|k| k["entries"].as_u64().unwrap()).sum();
     assert_eq!(entries, 1);
 }
+
+/// The installed MiniLM model: `$ROXY_MODELS_DIR`, else the repo's `.roxy/models` (where the
+/// set-up script installs the default tier). Missing everywhere fails the test with the fix.
+fn models_dir() -> std::path::PathBuf {
+    let candidates: Vec<std::path::PathBuf> = std::env::var_os("ROXY_MODELS_DIR")
+        .filter(|v| !v.is_empty())
+        .map(Into::into)
+        .into_iter()
+        .chain([Path::new(env!("CARGO_MANIFEST_DIR")).join(".roxy/models")])
+        .collect();
+    candidates.iter().find(|d| d.join("embed/all-MiniLM-L6-v2-int8.onnx").is_file()).cloned().unwrap_or_else(|| {
+        panic!("the embedding model is missing; looked in {candidates:?}. Install it with `ROXY_DATA_DIR=.roxy cargo run -- models fetch --tier default`")
+    })
+}
+
+#[test]
+fn minilm_finds_facts_by_meaning() {
+    use roxy::memory::{Embedder, MiniLm};
+    let embedder = MiniLm::load(&models_dir()).unwrap();
+    let v = embedder.embed("hello there").unwrap();
+    assert_eq!(v.len(), 384);
+    assert!((v.iter().map(|x| x * x).sum::<f32>() - 1.0).abs() < 1e-4, "unit length");
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_in(dir.path()).unwrap();
+    let facts = store.facts_by_meaning(&embedder);
+    let wifi = facts.remember("The wireless network password is hunter2").unwrap().fact;
+    let birthday = facts.remember("Anna, my sister, was born on June 3rd").unwrap().fact;
+    facts.remember("My dentist is Dr. Lee on Main Street").unwrap();
+    facts.remember("I park the car on level 3 of the garage").unwrap();
+
+    for (question, expected) in [("what's the wifi code?", wifi.id), ("when is my sister's birthday?", birthday.id)] {
+        let found = facts.recall(question, 3).unwrap();
+        eprintln!("{question:?} -> {:?}", found.iter().map(|(f, s)| (f.text.as_str(), (s * 100.0).round() / 100.0)).collect::<Vec<_>>());
+        assert_eq!(found.first().map(|(f, _)| f.id), Some(expected), "{question:?}: {found:?}");
+    }
+    let only: Vec<i64> = facts.recall("wifi code", 3).unwrap().iter().map(|(f, _)| f.id).collect();
+    assert_eq!(only, [wifi.id], "unrelated facts fall below the similarity floor");
+}
+
+#[test]
+fn minilm_tokens_match_the_reference_tokenizer() {
+    // Ids from Hugging Face `tokenizers` 0.23.3 with this tokenizer.json (no padding).
+    let golden: [(&str, &[i64]); 7] = [
+        ("My sister's birthday is June 3rd.", &[101, 2026, 2905, 1005, 1055, 5798, 2003, 2238, 3822, 1012, 102]),
+        ("What's the Wi-Fi password? (it's hunter2!)", &[101, 2054, 1005, 1055, 1996, 15536, 1011, 10882, 20786, 1029, 1006, 2009, 1005, 1055, 4477, 2475, 999, 1007, 102]),
+        ("Remind me: buy 2 kg of apples @ 5pm", &[101, 10825, 2033, 1024, 4965, 1016, 4705, 1997, 18108, 1030, 1019, 9737, 102]),
+        ("Tokyo 東京 is big", &[101, 5522, 1879, 1755, 2003, 2502, 102]),
+        ("unaffordable antidisestablishmentarianism", &[101, 14477, 4246, 8551, 3085, 3424, 10521, 4355, 7875, 13602, 3672, 12199, 2964, 102]),
+        ("e-mail  \t tabs\nnewlines", &[101, 1041, 1011, 5653, 21628, 2015, 2047, 12735, 102]),
+        ("naïve café", &[101, 15743, 7668, 102]),
+    ];
+    let embedder = roxy::memory::MiniLm::load(&models_dir()).unwrap();
+    for (text, ids) in golden {
+        assert_eq!(embedder.token_ids(text), ids, "{text:?}");
+    }
+}

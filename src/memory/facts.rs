@@ -1,6 +1,9 @@
 //! Long-term facts the user asked Roxy to remember ("my sister's birthday is June 3rd").
-//! Saying the same fact again merges it (a mention count) instead of storing a copy.
+//! Saying the same fact again merges it (a mention count) instead of storing a copy. With an
+//! [`Embedder`], facts are also found by meaning ("what's the wifi code" finds "the wireless
+//! password is hunter2") and a reworded repeat merges too.
 
+use super::embed::{self, Embedder};
 use super::fts::{self, Mode};
 use super::{now_ms, MemoryError, Store};
 use rusqlite::{params, Row};
@@ -26,7 +29,18 @@ pub struct Remembered {
 /// The facts view of a [`Store`].
 pub struct Facts<'a> {
     store: &'a Store,
+    embedder: Option<&'a dyn Embedder>,
 }
+
+/// Cosine at or above which a new fact is the same fact reworded (MiniLM: paraphrases score
+/// 0.9+, related but different facts 0.5-0.8).
+const MERGE_SIMILARITY: f32 = 0.93;
+/// Cosine below which a fact is unrelated to a question (MiniLM: unrelated pairs score < 0.2).
+const MIN_SIMILARITY: f32 = 0.35;
+/// Facts scanned by meaning per recall, newest first: bounds the cost (one dot product each).
+const SEMANTIC_WINDOW: usize = 5000;
+/// Added to the cosine of a fact that also shares words with the question.
+const KEYWORD_BONUS: f64 = 0.1;
 
 /// How many of the newest matching facts a recall ranks.
 const RANK_WINDOW: usize = 500;
@@ -43,8 +57,14 @@ fn normalise(text: &str) -> String {
 }
 
 impl Store {
+    /// Facts found by words only.
     pub fn facts(&self) -> Facts<'_> {
-        Facts { store: self }
+        Facts { store: self, embedder: None }
+    }
+
+    /// Facts found by meaning and by words.
+    pub fn facts_by_meaning<'a>(&'a self, embedder: &'a dyn Embedder) -> Facts<'a> {
+        Facts { store: self, embedder: Some(embedder) }
     }
 }
 
@@ -55,25 +75,92 @@ impl Facts<'_> {
         if norm.is_empty() {
             return Err(MemoryError::Invalid("a fact needs at least one word".into()));
         }
+        let vector = self.embedder.map(|e| e.embed(text)).transpose()?;
+        let blob = vector.as_deref().map(embed::to_blob);
+        let now = now_ms();
+        let returning = FACT_COLUMNS.replace("f.", "");
         let fact = self.store.write(|tx| {
+            if let Some(v) = &vector {
+                // A reworded repeat merges into the closest fact, keeping the latest wording.
+                if let Some((id, _)) = nearest(tx, v)?.filter(|&(_, sim)| sim >= MERGE_SIMILARITY) {
+                    let taken: bool = tx.query_row("SELECT EXISTS(SELECT 1 FROM facts WHERE norm = ?1 AND id != ?2)", params![norm, id], |r| r.get(0))?;
+                    if !taken {
+                        return tx.query_row(
+                            &format!("UPDATE facts SET text = ?2, norm = ?3, updated_at = ?4, mentions = mentions + 1, embedding = ?5 WHERE id = ?1 RETURNING {returning}"),
+                            params![id, text, norm, now, blob],
+                            fact_from_row,
+                        );
+                    }
+                }
+            }
             // The latest wording wins; the first time it was said is kept.
             tx.query_row(
                 &format!(
-                    "INSERT INTO facts AS f(text, norm, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)
-                     ON CONFLICT(norm) DO UPDATE SET text = excluded.text, updated_at = excluded.updated_at, mentions = f.mentions + 1
-                     RETURNING {}",
-                    FACT_COLUMNS.replace("f.", "")
+                    "INSERT INTO facts AS f(text, norm, created_at, updated_at, embedding) VALUES (?1, ?2, ?3, ?3, ?4)
+                     ON CONFLICT(norm) DO UPDATE SET text = excluded.text, updated_at = excluded.updated_at,
+                         mentions = f.mentions + 1, embedding = coalesce(excluded.embedding, f.embedding)
+                     RETURNING {returning}"
                 ),
-                params![text, norm, now_ms()],
+                params![text, norm, now, blob],
                 fact_from_row,
             )
         })?;
         Ok(Remembered { merged: fact.mentions > 1, fact })
     }
 
+    /// Facts related to `query`, most relevant first, with a score (higher is better). With an
+    /// embedder: cosine similarity over the newest facts plus a bonus for shared words; without:
+    /// BM25 over content words.
+    pub fn recall(&self, query: &str, limit: usize) -> Result<Vec<(Fact, f64)>, MemoryError> {
+        let by_words = self.recall_by_words(query, limit.max(20))?;
+        let Some(embedder) = self.embedder else {
+            return Ok(by_words.into_iter().take(limit).collect());
+        };
+        let q = embedder.embed(query)?;
+        let keyword_ids: std::collections::HashSet<i64> = by_words.iter().map(|(f, _)| f.id).collect();
+        let mut scored: Vec<(i64, f64)> = self.store.read(|c| {
+            let mut stmt = c.prepare_cached(&format!("SELECT id, embedding FROM facts WHERE embedding IS NOT NULL ORDER BY id DESC LIMIT {SEMANTIC_WINDOW}"))?;
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, embed::dot(&q, &embed::from_blob(r.get_ref(1)?.as_blob()?)))))?;
+            rows.filter_map(|row| match row {
+                Ok((id, sim)) if sim >= MIN_SIMILARITY || keyword_ids.contains(&id) => Some(Ok((id, sim as f64 + if keyword_ids.contains(&id) { KEYWORD_BONUS } else { 0.0 }))),
+                Ok(_) => None,
+                Err(e) => Some(Err(e)),
+            })
+            .collect()
+        })?;
+        // Keyword hits stored before embeddings existed still count.
+        let with_vectors: std::collections::HashSet<i64> = scored.iter().map(|(id, _)| *id).collect();
+        scored.extend(by_words.iter().filter(|(f, _)| !with_vectors.contains(&f.id)).map(|(f, _)| (f.id, MIN_SIMILARITY as f64 + KEYWORD_BONUS)));
+        scored.sort_by(|a, b| b.1.total_cmp(&a.1));
+        scored.truncate(limit);
+        self.store.read(|c| {
+            let mut stmt = c.prepare_cached(&format!("SELECT {FACT_COLUMNS} FROM facts f WHERE f.id = ?1"))?;
+            scored.iter().map(|&(id, score)| Ok((stmt.query_row([id], fact_from_row)?, score))).collect()
+        })
+    }
+
+    /// Computes the vectors of facts stored without one (before the embedder was available).
+    /// Returns how many were filled in.
+    pub fn embed_missing(&self) -> Result<usize, MemoryError> {
+        let Some(embedder) = self.embedder else { return Ok(0) };
+        let missing: Vec<(i64, String)> = self.store.read(|c| {
+            let mut stmt = c.prepare("SELECT id, text FROM facts WHERE embedding IS NULL")?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect()
+        })?;
+        let vectors = missing.iter().map(|(id, text)| Ok((*id, embed::to_blob(&embedder.embed(text)?)))).collect::<Result<Vec<_>, MemoryError>>()?;
+        self.store.write(|tx| {
+            let mut stmt = tx.prepare_cached("UPDATE facts SET embedding = ?2 WHERE id = ?1")?;
+            for (id, blob) in &vectors {
+                stmt.execute(params![id, blob])?;
+            }
+            Ok(vectors.len())
+        })
+    }
+
     /// Facts sharing content words with `query`, most relevant first. Only the newest
     /// RANK_WINDOW matches are ranked, which bounds the cost of a question made of common words.
-    pub fn recall(&self, query: &str, limit: usize) -> Result<Vec<(Fact, f64)>, MemoryError> {
+    fn recall_by_words(&self, query: &str, limit: usize) -> Result<Vec<(Fact, f64)>, MemoryError> {
         let Some(expr) = fts::match_expr(query, Mode::Any) else { return Ok(Vec::new()) };
         self.store.read(|c| {
             let mut stmt = c.prepare_cached(&format!(
@@ -127,6 +214,20 @@ impl Facts<'_> {
     }
 }
 
+/// The stored fact closest in meaning to `v` among the newest, with its cosine.
+fn nearest(c: &rusqlite::Connection, v: &[f32]) -> rusqlite::Result<Option<(i64, f32)>> {
+    let mut stmt = c.prepare_cached(&format!("SELECT id, embedding FROM facts WHERE embedding IS NOT NULL ORDER BY id DESC LIMIT {SEMANTIC_WINDOW}"))?;
+    let mut best: Option<(i64, f32)> = None;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let sim = embed::dot(v, &embed::from_blob(r.get_ref(1)?.as_blob()?));
+        if best.is_none_or(|(_, b)| sim > b) {
+            best = Some((r.get(0)?, sim));
+        }
+    }
+    Ok(best)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,5 +271,52 @@ mod tests {
         assert_eq!(f.forget_id(dentist.id).unwrap().map(|f| f.id), Some(dentist.id));
         assert_eq!(f.forget_id(dentist.id).unwrap(), None);
         assert_eq!(f.count().unwrap(), 0);
+    }
+
+    /// Each known word points along one "meaning" axis; synonyms share an axis.
+    struct Concepts;
+    impl Embedder for Concepts {
+        fn embed(&self, text: &str) -> Result<Vec<f32>, MemoryError> {
+            const AXES: [&[&str]; 4] = [&["wifi", "wireless", "network"], &["password", "code", "passcode"], &["birthday", "born"], &["dentist", "teeth"]];
+            let mut v = vec![0.01f32; AXES.len()];
+            for w in fts::words(text) {
+                if let Some(axis) = AXES.iter().position(|a| a.contains(&w.as_str())) {
+                    v[axis] += 1.0;
+                }
+            }
+            embed::normalise(&mut v);
+            Ok(v)
+        }
+    }
+
+    #[test]
+    fn with_an_embedder_facts_are_found_by_meaning_and_rewordings_merge() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_in(dir.path()).unwrap();
+        let f = store.facts_by_meaning(&Concepts);
+        let wifi = f.remember("The wireless network password is hunter2").unwrap().fact;
+        let dentist = f.remember("My dentist is Dr. Lee").unwrap().fact;
+        let found = f.recall("what's the wifi code?", 5).unwrap();
+        assert_eq!(found.first().map(|(fact, _)| fact.id), Some(wifi.id), "no shared word, same meaning: {found:?}");
+        assert!(found.iter().all(|(fact, _)| fact.id != dentist.id), "{found:?}");
+        // Words-only recall cannot see it.
+        assert!(store.facts().recall("what's the wifi code?", 5).unwrap().is_empty());
+
+        let again = f.remember("wifi passcode: hunter2").unwrap();
+        assert!(again.merged && again.fact.id == wifi.id, "{again:?}");
+        assert_eq!(again.fact.text, "wifi passcode: hunter2", "the latest wording is kept");
+        assert_eq!(f.count().unwrap(), 2);
+    }
+
+    #[test]
+    fn facts_stored_without_vectors_are_embedded_later() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_in(dir.path()).unwrap();
+        let old = store.facts().remember("I was born on May 2nd").unwrap().fact;
+        let f = store.facts_by_meaning(&Concepts);
+        // Before backfill, it is still found through its words.
+        assert_eq!(f.recall("when was I born", 5).unwrap()[0].0.id, old.id);
+        assert_eq!(f.embed_missing().unwrap(), 1);
+        assert_eq!(f.recall("my birthday", 5).unwrap()[0].0.id, old.id);
     }
 }

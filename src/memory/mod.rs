@@ -5,11 +5,12 @@
 //!   write in a transaction, corrupt files kept aside.
 //! - [`Session`]: the current conversation, bounded by the preset, served from memory.
 //! - [`History`]: every turn, searchable with FTS5 and filters by date; export and clear.
-//! - [`Facts`]: remember / recall / forget, duplicates merged.
+//! - [`Facts`]: remember / recall / forget, duplicates merged; by meaning with an [`Embedder`].
 //! - [`ResponseCache`]: content-addressed (SHA-256) answers with a TTL per kind and hit counters.
 
 mod bench;
 mod cache;
+mod embed;
 mod facts;
 mod fts;
 mod history;
@@ -18,6 +19,7 @@ mod session;
 mod store;
 
 pub use bench::{render as render_bench, run as bench, BenchReport, BenchRow};
+pub use embed::{Embedder, MiniLm};
 pub use cache::{CacheKind, CacheRequest, CacheStats, KindStats, ResponseCache};
 pub use facts::{Fact, Facts, Remembered};
 pub use history::{History, SearchFilter, SearchHit, Turn, TurnRecord};
@@ -45,6 +47,9 @@ pub enum MemoryError {
     Write { path: PathBuf, source: std::io::Error },
     #[error("{0}")]
     Invalid(String),
+    /// The sentence embedder could not load or run; recall by words still works.
+    #[error("{0}")]
+    Embedder(String),
 }
 
 /// Everything the user has told Roxy, as `roxy memory export` writes it.
