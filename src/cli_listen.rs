@@ -133,6 +133,9 @@ pub fn listen_command(args: ListenArgs, paths: &Paths, manifest: &Manifest) -> R
         println!("no wake word ({}; highest score {:.3}, threshold {})", wake_cfg.model, report.max_wake_score, wake_cfg.threshold);
     }
     let c = &report.cost;
+    if let Some(cpu) = c.cpu_s_per_audio_s {
+        println!("cpu: {cpu:.4} CPU-s per audio-s (VAD + wake, whole process)");
+    }
     println!(
         "cost: {:.1} s of audio in {} chunks of {:.0} ms; VAD {:.3} ms/chunk (max {:.2}, RTF {:.4}); wake {:.3} ms/chunk (p95 {:.2}, max {:.2}, RTF {:.4})",
         c.audio_s, c.chunks, c.chunk_ms, c.vad.mean_chunk_ms, c.vad.max_chunk_ms, c.vad.real_time_factor,

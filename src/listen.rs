@@ -52,6 +52,10 @@ impl StageCost {
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ListenCost {
     pub audio_s: f64,
+    /// CPU seconds the whole process used while listening, per second of audio (Linux; the
+    /// wall-clock figures below also count time spent waiting for a busy CPU).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_s_per_audio_s: Option<f64>,
     pub chunks: usize,
     pub chunk_ms: f64,
     pub vad: StageCost,
@@ -75,6 +79,7 @@ pub struct ListenReport {
 /// always-on saving; detections are unchanged, see `OpenWakeWord`).
 pub fn listen_samples(samples: &[f32], vad: &mut Vad, mut wake: Option<&mut (dyn WakeDetector + '_)>, gate_wake: bool) -> Result<ListenReport, ListenError> {
     let mut report = ListenReport::default();
+    let cpu_before = process_cpu_s();
     let (mut vad_ms, mut wake_ms) = (Vec::new(), Vec::new());
     let on_vad = |events: Vec<VadEvent>, report: &mut ListenReport| {
         report.utterances.extend(events.into_iter().filter_map(|e| match e {
@@ -100,14 +105,26 @@ pub fn listen_samples(samples: &[f32], vad: &mut Vad, mut wake: Option<&mut (dyn
     }
     on_vad(vad.finish()?, &mut report);
     let audio_s = samples.len() as f64 / SAMPLE_RATE as f64;
+    let cpu_s = cpu_before.zip(process_cpu_s()).map(|(a, b)| b - a);
     report.cost = ListenCost {
         audio_s,
+        cpu_s_per_audio_s: cpu_s.map(|c| c / audio_s.max(1e-9)),
         chunks: samples.len().div_ceil(CHUNK),
         chunk_ms: CHUNK as f64 * 1000.0 / SAMPLE_RATE as f64,
         vad: StageCost::from_chunks(vad_ms, audio_s),
         wake: StageCost::from_chunks(wake_ms, audio_s),
     };
     Ok(report)
+}
+
+/// User + system CPU time of this process, from /proc (10 ms resolution); `None` elsewhere.
+fn process_cpu_s() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may contain spaces): utime is the 12th, stime the 13th.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    // The kernel reports in USER_HZ, which is 100 on every Linux ABI Rust targets.
+    Some(ticks / 100.0)
 }
 
 fn ms_since(started: Instant) -> f64 {

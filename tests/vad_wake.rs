@@ -113,10 +113,11 @@ fn vad_and_wake_stay_quiet_on_silence_and_noise() {
     let pink = read_mono_16k(&lab.noise(Noise::Pink, 20.0, 0.5)).unwrap().0;
     let faint = read_mono_16k(&lab.noise(Noise::White, 20.0, 0.01)).unwrap().0;
     for (name, samples) in [("silence", silence(20.0)), ("white noise", white), ("pink noise", pink), ("faint white noise", faint)] {
-        let report = listen(&samples);
-        println!("{name}: {} utterances, max wake score {:.3}", report.utterances.len(), report.max_wake_score);
+        // Ungated too: the wake model itself must not fire on noise, not only the VAD gate.
+        let [(report, _), (ungated, _)] = gated_and_ungated(&samples);
+        println!("{name}: {} utterances, max wake score {:.3} (ungated {:.3})", report.utterances.len(), report.max_wake_score, ungated.max_wake_score);
         assert!(report.utterances.is_empty(), "{name}: {:?}", spans(&report.utterances));
-        assert!(report.wake.is_empty(), "{name}: {:?}", report.wake);
+        assert!(report.wake.is_empty() && ungated.wake.is_empty(), "{name}: {:?} {:?}", report.wake, ungated.wake);
     }
 }
 
@@ -169,6 +170,32 @@ fn hey_jarvis_is_detected_in_most_voices_and_speeds() {
     // Measured: every espeak voice/speed here scores 0.73–0.998; allow one miss for
     // platform differences in espeak's output.
     assert!(detected + 1 >= voices.len(), "only {detected}/{} detected", voices.len());
+}
+
+#[test]
+fn hey_jarvis_in_noise() {
+    let lab = SpeechLab::new();
+    let mut detected = 0;
+    let mut cases = 0;
+    for voice in voice_sample() {
+        let clean = lab.path().join(format!("padded-{}-{}.wav", voice.name, voice.wpm));
+        roxy::audio::wav::write_mono(&clean, &padded(&lab, "hey jarvis", voice, 0.5), 16_000).unwrap();
+        for (noise, snr) in [(Noise::White, 10.0), (Noise::Pink, 10.0), (Noise::White, 5.0)] {
+            let (samples, _) = read_mono_16k(&lab.with_noise(&clean, noise, snr)).unwrap();
+            let report = listen(&samples);
+            println!("{voice} {noise:?} {snr} dB: max score {:.3}, fired {}, utterances {:?}", report.max_wake_score, report.wake.len(), spans(&report.utterances));
+            assert!(report.wake.len() <= 1);
+            if snr >= 10.0 {
+                cases += 1;
+                detected += report.wake.len();
+                // The noise is continuous; the VAD still finds the phrase and nothing else.
+                assert_eq!(report.utterances.len(), 1, "{voice} {noise:?} {snr} dB: {:?}", spans(&report.utterances));
+            }
+        }
+    }
+    println!("hey jarvis at 10 dB SNR: detected {detected}/{cases}");
+    // Measured: 6/6 at 10 dB here; 5 dB is shown only (some voices drop to ~0.25 there).
+    assert!(detected + 1 >= cases, "only {detected}/{cases} detected at 10 dB SNR");
 }
 
 #[test]
