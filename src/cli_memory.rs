@@ -12,9 +12,13 @@ use std::sync::Arc;
 
 #[derive(Subcommand)]
 pub enum MemoryCommand {
-    /// Search the conversation history (every word, else any word; best match first).
+    /// Search the conversation history (every word, else any word), re-ranked by meaning when
+    /// the MiniLM model is installed; best match first.
     Search {
         query: String,
+        /// Rank by words only (BM25), without the embedding model.
+        #[arg(long)]
+        words: bool,
         /// Only turns from the last N days.
         #[arg(long)]
         days: Option<u32>,
@@ -111,8 +115,11 @@ pub enum CacheCommand {
 }
 
 fn print_json(value: &impl serde::Serialize) -> Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
-    Ok(())
+    // A reader that stops early (`| head`) is not an error.
+    match writeln!(std::io::stdout().lock(), "{}", serde_json::to_string_pretty(value)?) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
 }
 
 /// Opens the user's store; an unreadable file is moved aside (never deleted) with a warning.
@@ -169,7 +176,8 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 pub fn memory_command(command: MemoryCommand, paths: &Paths) -> Result<ExitCode> {
     if let MemoryCommand::Bench { sizes, queries, json, keep_in } = command {
         let scratch = keep_in.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("roxy-memory-bench-{}", std::process::id())));
-        let report = memory::bench(&scratch, &sizes, queries.max(1), keep_in.is_some(), |step| {
+        let model = embedder(paths);
+        let report = memory::bench(&scratch, &sizes, queries.max(1), keep_in.is_some(), model.as_ref().map(|m| m as &dyn memory::Embedder), |step| {
             if !json {
                 eprintln!("{step}");
             }
@@ -187,9 +195,17 @@ pub fn memory_command(command: MemoryCommand, paths: &Paths) -> Result<ExitCode>
     }
     let store = open(paths)?;
     match command {
-        MemoryCommand::Search { query, days, limit, json } => {
+        MemoryCommand::Search { query, words, days, limit, json } => {
             let filter = SearchFilter { since_ms: days.map(|d| memory::now_ms() - day_ms(d)), until_ms: None, limit };
-            let hits = store.history().search(&query, &filter)?;
+            let model = if words { None } else { embedder(paths) };
+            let hits = match &model {
+                Some(model) => {
+                    // Recent turns first; older ones are embedded a batch per search.
+                    store.history().embed_missing(model, 200)?;
+                    store.history().search_by_meaning(&query, &filter, model)?
+                }
+                None => store.history().search(&query, &filter)?,
+            };
             if json {
                 print_json(&hits)?;
             } else if hits.is_empty() {

@@ -1,6 +1,7 @@
 //! `roxy memory bench`: search latency as the store grows, insert throughput, cache latency.
 //! Runs on throwaway databases in a scratch directory, never on the user's store.
 
+use super::embed::{self, Embedder};
 use super::{CacheKind, CacheRequest, MemoryError, ResponseCache, SearchFilter, Store, TurnRecord};
 use crate::config::MemoryConfig;
 use serde::Serialize;
@@ -20,6 +21,9 @@ pub struct BenchRow {
     pub search_p99_ms: f64,
     pub recall_p50_ms: f64,
     pub recall_p99_ms: f64,
+    /// Facts by meaning: embedding the question plus the cosine scan.
+    pub meaning_p50_ms: f64,
+    pub meaning_p99_ms: f64,
     pub cache_hit_p50_ms: f64,
     pub cache_miss_p50_ms: f64,
     pub db_bytes: u64,
@@ -28,6 +32,10 @@ pub struct BenchRow {
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchReport {
     pub queries: usize,
+    /// Whether questions were embedded by the real model (else the scan alone is timed).
+    pub real_embedder: bool,
+    /// Embedding one question with the real model.
+    pub embed_p50_ms: Option<f64>,
     /// 1-minute load average when the run ended (Linux): other work on the machine inflates p99.
     pub load_average: Option<f64>,
     pub rows: Vec<BenchRow>,
@@ -69,6 +77,22 @@ impl Words {
     }
 }
 
+fn random_unit(rng: &mut Rng) -> Vec<f32> {
+    let mut v: Vec<f32> = (0..embed::DIMENSIONS).map(|_| rng.unit() as f32 - 0.5).collect();
+    embed::normalise(&mut v);
+    v
+}
+
+/// Stands in for the model when it is not installed: the scan is timed, not the embedding.
+struct RandomEmbedder;
+
+impl Embedder for RandomEmbedder {
+    fn embed(&self, text: &str) -> Result<Vec<f32>, MemoryError> {
+        let seed = text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+        Ok(random_unit(&mut Rng(seed | 1)))
+    }
+}
+
 fn percentile(sorted_ms: &[f64], p: f64) -> f64 {
     sorted_ms[((sorted_ms.len() - 1) as f64 * p).round() as usize]
 }
@@ -87,8 +111,29 @@ fn summary(mut samples: Vec<f64>) -> (f64, f64) {
 
 /// Benchmarks a fresh store per size in `scratch/bench-<size>` (removed afterwards unless
 /// `keep`). `progress` is told what is happening.
-pub fn run(scratch: &Path, sizes: &[usize], queries: usize, keep: bool, mut progress: impl FnMut(&str)) -> Result<BenchReport, MemoryError> {
+pub fn run(
+    scratch: &Path,
+    sizes: &[usize],
+    queries: usize,
+    keep: bool,
+    embedder: Option<&dyn Embedder>,
+    mut progress: impl FnMut(&str),
+) -> Result<BenchReport, MemoryError> {
     let words = Words::new();
+    let random = RandomEmbedder;
+    let query_embedder: &dyn Embedder = embedder.unwrap_or(&random);
+    let embed_p50_ms = match embedder {
+        Some(e) => {
+            let mut samples = Vec::new();
+            let mut rng = Rng(7);
+            for _ in 0..50 {
+                let q = format!("what about {}", words.sentence(&mut rng, 3));
+                timed(&mut samples, || e.embed(&q))?;
+            }
+            Some(summary(samples).0)
+        }
+        None => None,
+    };
     let mut rows = Vec::new();
     for &n in sizes {
         let dir = scratch.join(format!("bench-{n}"));
@@ -120,22 +165,25 @@ pub fn run(scratch: &Path, sizes: &[usize], queries: usize, keep: bool, mut prog
             history.append_many(session, &batch)?;
         }
         let insert_batched_per_s = if n > single { (n - single) as f64 / start.elapsed().as_secs_f64() } else { insert_single_per_s };
+        // Stored vectors are random unit vectors: the scan costs the same whatever they hold,
+        // and embedding 100k facts with the model would take minutes.
         store.write(|tx| {
-            let mut stmt = tx.prepare("INSERT OR IGNORE INTO facts(text, norm, created_at, updated_at) VALUES (?1, ?1, 0, 0)")?;
+            let mut stmt = tx.prepare("INSERT OR IGNORE INTO facts(text, norm, created_at, updated_at, embedding) VALUES (?1, ?1, 0, 0, ?2)")?;
             for _ in 0..n {
-                stmt.execute([words.sentence(&mut rng, 10)])?;
+                stmt.execute(rusqlite::params![words.sentence(&mut rng, 10), embed::to_blob(&random_unit(&mut rng))])?;
             }
             Ok(())
         })?;
 
         progress(&format!("{n} rows: searching"));
-        let (mut search, mut recall) = (Vec::new(), Vec::new());
+        let (mut search, mut recall, mut meaning) = (Vec::new(), Vec::new(), Vec::new());
         let filter = SearchFilter { limit: 10, ..Default::default() };
         for _ in 0..queries {
             let q = words.sentence(&mut rng, 2);
             timed(&mut search, || history.search(&q, &filter))?;
             let q = format!("what about {}", words.sentence(&mut rng, 3));
             timed(&mut recall, || facts.recall(&q, 5))?;
+            timed(&mut meaning, || store.facts_by_meaning(query_embedder).recall(&q, 5))?;
         }
 
         progress(&format!("{n} rows: cache"));
@@ -152,6 +200,7 @@ pub fn run(scratch: &Path, sizes: &[usize], queries: usize, keep: bool, mut prog
 
         let (search_p50_ms, search_p99_ms) = summary(search);
         let (recall_p50_ms, recall_p99_ms) = summary(recall);
+        let (meaning_p50_ms, meaning_p99_ms) = summary(meaning);
         rows.push(BenchRow {
             rows: n,
             insert_batched_per_s,
@@ -160,6 +209,8 @@ pub fn run(scratch: &Path, sizes: &[usize], queries: usize, keep: bool, mut prog
             search_p99_ms,
             recall_p50_ms,
             recall_p99_ms,
+            meaning_p50_ms,
+            meaning_p99_ms,
             cache_hit_p50_ms: summary(hits).0,
             cache_miss_p50_ms: summary(misses).0,
             db_bytes: store.disk_bytes(),
@@ -171,18 +222,18 @@ pub fn run(scratch: &Path, sizes: &[usize], queries: usize, keep: bool, mut prog
         }
     }
     let load_average = std::fs::read_to_string("/proc/loadavg").ok().and_then(|l| l.split_whitespace().next()?.parse().ok());
-    Ok(BenchReport { queries, load_average, rows })
+    Ok(BenchReport { queries, real_embedder: embedder.is_some(), embed_p50_ms, load_average, rows })
 }
 
 /// The report as a table, one row per size: the growth curve.
 pub fn render(report: &BenchReport) -> String {
     let mut out = format!(
-        "{:>8} {:>12} {:>11} {:>10} {:>10} {:>10} {:>10} {:>9} {:>9} {:>9}\n",
-        "rows", "insert/s", "commits/s", "search50", "search99", "recall50", "recall99", "hit50", "miss50", "db MB"
+        "{:>8} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>9} {:>9} {:>8}\n",
+        "rows", "insert/s", "commits/s", "search50", "search99", "words50", "words99", "meaning50", "meaning99", "hit50", "miss50", "db MB"
     );
     for r in &report.rows {
         out += &format!(
-            "{:>8} {:>12.0} {:>11.0} {:>8.3}ms {:>8.3}ms {:>8.3}ms {:>8.3}ms {:>7.3}ms {:>7.3}ms {:>9.1}\n",
+            "{:>8} {:>10.0} {:>10.0} {:>8.2}ms {:>8.2}ms {:>8.2}ms {:>8.2}ms {:>8.2}ms {:>8.2}ms {:>7.3}ms {:>7.3}ms {:>8.1}\n",
             r.rows,
             r.insert_batched_per_s,
             r.insert_single_per_s,
@@ -190,12 +241,21 @@ pub fn render(report: &BenchReport) -> String {
             r.search_p99_ms,
             r.recall_p50_ms,
             r.recall_p99_ms,
+            r.meaning_p50_ms,
+            r.meaning_p99_ms,
             r.cache_hit_p50_ms,
             r.cache_miss_p50_ms,
             r.db_bytes as f64 / 1e6
         );
     }
-    out += &format!("({} queries per size; search = FTS5 BM25 over turns, recall = facts by content words", report.queries);
+    out += &format!(
+        "({} queries per size; search = FTS5 BM25 over turns; words = facts by content words; meaning = {} + cosine over the newest 5000 facts",
+        report.queries,
+        match report.embed_p50_ms {
+            Some(ms) => format!("MiniLM question embedding (p50 {ms:.2} ms)"),
+            None => "no model installed, random question vectors".into(),
+        }
+    );
     if let Some(load) = report.load_average {
         out += &format!("; load average {load:.2} on {} CPUs", std::thread::available_parallelism().map_or(0, |n| n.get()));
     }

@@ -205,6 +205,7 @@ pub(crate) fn normalise(v: &mut [f32]) {
     }
 }
 
+#[cfg(test)]
 pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
@@ -214,6 +215,12 @@ pub(crate) fn to_blob(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
+/// `dot(a, from_blob(blob))` without decoding into a vector: the recall scan's inner loop.
+pub(crate) fn dot_blob(a: &[f32], blob: &[u8]) -> f32 {
+    a.iter().zip(blob.chunks_exact(4)).map(|(x, c)| x * f32::from_le_bytes([c[0], c[1], c[2], c[3]])).sum()
+}
+
+#[cfg(test)]
 pub(crate) fn from_blob(b: &[u8]) -> Vec<f32> {
     b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
 }
@@ -239,5 +246,6 @@ mod tests {
     fn blobs_round_trip() {
         let v = vec![0.25f32, -1.5, 3.0];
         assert_eq!(from_blob(&to_blob(&v)), v);
+        assert_eq!(dot_blob(&v, &to_blob(&v)), dot(&v, &v));
     }
 }

@@ -120,7 +120,7 @@ impl Facts<'_> {
         let keyword_ids: std::collections::HashSet<i64> = by_words.iter().map(|(f, _)| f.id).collect();
         let mut scored: Vec<(i64, f64)> = self.store.read(|c| {
             let mut stmt = c.prepare_cached(&format!("SELECT id, embedding FROM facts WHERE embedding IS NOT NULL ORDER BY id DESC LIMIT {SEMANTIC_WINDOW}"))?;
-            let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, embed::dot(&q, &embed::from_blob(r.get_ref(1)?.as_blob()?)))))?;
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, embed::dot_blob(&q, r.get_ref(1)?.as_blob()?))))?;
             rows.filter_map(|row| match row {
                 Ok((id, sim)) if sim >= MIN_SIMILARITY || keyword_ids.contains(&id) => Some(Ok((id, sim as f64 + if keyword_ids.contains(&id) { KEYWORD_BONUS } else { 0.0 }))),
                 Ok(_) => None,
@@ -220,7 +220,7 @@ fn nearest(c: &rusqlite::Connection, v: &[f32]) -> rusqlite::Result<Option<(i64,
     let mut best: Option<(i64, f32)> = None;
     let mut rows = stmt.query([])?;
     while let Some(r) = rows.next()? {
-        let sim = embed::dot(v, &embed::from_blob(r.get_ref(1)?.as_blob()?));
+        let sim = embed::dot_blob(v, r.get_ref(1)?.as_blob()?);
         if best.is_none_or(|(_, b)| sim > b) {
             best = Some((r.get(0)?, sim));
         }

@@ -1,8 +1,9 @@
 //! Every turn Roxy has heard and answered, searchable by words (FTS5, BM25-ranked) and date.
 
+use super::embed::{self, Embedder};
 use super::fts::{self, Mode};
 use super::{MemoryError, Store};
-use rusqlite::{params, Row};
+use rusqlite::{params, OptionalExtension, Row};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -54,6 +55,9 @@ pub struct SearchHit {
 pub struct History<'a> {
     store: &'a Store,
 }
+
+/// How many word matches a search by meaning re-ranks.
+const RERANK_CANDIDATES: usize = 50;
 
 /// How many of the newest matches a search ranks.
 const RANK_WINDOW: usize = 500;
@@ -164,6 +168,62 @@ impl History<'_> {
         })
     }
 
+    /// Like [`History::search`], then re-ranked by meaning: the best `RERANK_CANDIDATES` word
+    /// matches ordered by the cosine between the query and each turn (turns not yet embedded
+    /// keep their word rank, after the embedded ones). The score becomes the cosine.
+    pub fn search_by_meaning(&self, query: &str, filter: &SearchFilter, embedder: &dyn Embedder) -> Result<Vec<SearchHit>, MemoryError> {
+        let wide = SearchFilter { limit: filter.limit.max(RERANK_CANDIDATES), ..*filter };
+        let hits = self.search(query, &wide)?;
+        if hits.is_empty() {
+            return Ok(hits);
+        }
+        let q = embedder.embed(query)?;
+        let mut scored: Vec<(Option<f32>, SearchHit)> = self.store.read(|c| {
+            let mut stmt = c.prepare_cached("SELECT embedding FROM turns WHERE id = ?1 AND embedding IS NOT NULL")?;
+            hits.into_iter()
+                .map(|h| {
+                    let sim = stmt.query_row([h.turn.id], |r| Ok(embed::dot_blob(&q, r.get_ref(0)?.as_blob()?))).optional()?;
+                    Ok((sim, h))
+                })
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })?;
+        // Stable: equal (or missing) cosines keep the word order.
+        scored.sort_by(|a, b| match (a.0, b.0) {
+            (Some(x), Some(y)) => y.total_cmp(&x),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => std::cmp::Ordering::Equal,
+        });
+        Ok(scored
+            .into_iter()
+            .take(filter.limit)
+            .map(|(sim, mut h)| {
+                if let Some(sim) = sim {
+                    h.score = sim as f64;
+                }
+                h
+            })
+            .collect())
+    }
+
+    /// Embeds up to `max` turns stored without a vector, newest first (run when Roxy is idle:
+    /// embedding costs a few ms per turn, too much for the reply path). Returns how many.
+    pub fn embed_missing(&self, embedder: &dyn Embedder, max: usize) -> Result<usize, MemoryError> {
+        let missing: Vec<(i64, String)> = self.store.read(|c| {
+            let mut stmt = c.prepare_cached("SELECT id, user_text || ' ' || reply_text FROM turns WHERE embedding IS NULL ORDER BY id DESC LIMIT ?1")?;
+            let rows = stmt.query_map([max as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect()
+        })?;
+        let vectors = missing.iter().map(|(id, text)| Ok((*id, embed::to_blob(&embedder.embed(text)?)))).collect::<Result<Vec<_>, MemoryError>>()?;
+        self.store.write(|tx| {
+            let mut stmt = tx.prepare_cached("UPDATE turns SET embedding = ?2 WHERE id = ?1")?;
+            for (id, blob) in &vectors {
+                stmt.execute(params![id, blob])?;
+            }
+            Ok(vectors.len())
+        })
+    }
+
     /// The last `limit` turns of a session (or of all sessions), oldest first.
     pub fn recent(&self, session_id: Option<i64>, limit: usize) -> Result<Vec<Turn>, MemoryError> {
         let sql = format!(
@@ -250,5 +310,34 @@ mod tests {
         assert_eq!(h.count().unwrap(), 0);
         assert!(h.search("noon", &SearchFilter::default()).unwrap().is_empty());
         assert!(store.integrity_check().unwrap().is_empty());
+    }
+
+    /// Vectors along "weather" and "timer" axes.
+    struct Topics;
+    impl Embedder for Topics {
+        fn embed(&self, text: &str) -> Result<Vec<f32>, MemoryError> {
+            let words = fts::words(text);
+            let count = |set: &[&str]| words.iter().filter(|w| set.contains(&w.as_str())).count() as f32;
+            let mut v = vec![0.01 + count(&["rain", "sunny", "weather", "umbrella"]), 0.01 + count(&["timer", "minutes", "alarm"])];
+            embed::normalise(&mut v);
+            Ok(v)
+        }
+    }
+
+    #[test]
+    fn search_by_meaning_reranks_embedded_turns() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_in(dir.path()).unwrap();
+        let h = store.history();
+        let s = h.start_session(0).unwrap();
+        // BM25 prefers the short timer turn for "tomorrow"; by meaning the umbrella one wins.
+        let timer = h.append(s, 1, &turn("timer tomorrow", "Timer set for tomorrow, ten minutes.")).unwrap();
+        let umbrella = h.append(s, 2, &turn("do I need an umbrella tomorrow", "Rain is likely tomorrow, take an umbrella.")).unwrap();
+        let by_words: Vec<i64> = h.search("tomorrow weather", &SearchFilter::default()).unwrap().iter().map(|x| x.turn.id).collect();
+        assert_eq!(by_words, [timer, umbrella], "word ranking first");
+        assert_eq!(h.embed_missing(&Topics, 100).unwrap(), 2);
+        let by_meaning: Vec<i64> = h.search_by_meaning("tomorrow weather", &SearchFilter::default(), &Topics).unwrap().iter().map(|x| x.turn.id).collect();
+        assert_eq!(by_meaning, [umbrella, timer]);
+        assert_eq!(h.embed_missing(&Topics, 100).unwrap(), 0, "nothing left to embed");
     }
 }
