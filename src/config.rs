@@ -91,14 +91,20 @@ impl Default for SttConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct TtsConfig {
     pub voice: String,
-    /// 1.0 = the voice's natural pace; 1.5 = 50 % faster.
+    /// 1.0 = the voice's natural pace; 1.5 = 50 % faster (Piper: divides the length scale).
     pub speed: f32,
+    /// Variation in timbre; 0 is flat and deterministic.
     pub noise_scale: f32,
+    /// Variation in phoneme durations (rhythm).
+    pub noise_w: f32,
+    /// Pause between sentences.
+    pub sentence_silence_ms: u32,
 }
 
 impl Default for TtsConfig {
     fn default() -> Self {
-        TtsConfig { voice: "piper-en_US-joe-medium".into(), speed: 1.0, noise_scale: 0.667 }
+        // Piper's own defaults for medium voices.
+        TtsConfig { voice: "piper-en_US-joe-medium".into(), speed: 1.0, noise_scale: 0.667, noise_w: 0.8, sentence_silence_ms: 200 }
     }
 }
 
@@ -339,6 +345,8 @@ impl Config {
         check(!c.stt.language.is_empty(), path, "stt.language", "\"\"", "a language code such as \"en\" or \"auto\"")?;
         check((0.5..=2.0).contains(&c.tts.speed), path, "tts.speed", c.tts.speed, "between 0.5 and 2.0")?;
         check((0.0..=1.0).contains(&c.tts.noise_scale), path, "tts.noise_scale", c.tts.noise_scale, "between 0.0 and 1.0")?;
+        check((0.0..=2.0).contains(&c.tts.noise_w), path, "tts.noise_w", c.tts.noise_w, "between 0.0 and 2.0")?;
+        check(c.tts.sentence_silence_ms <= 5_000, path, "tts.sentence_silence_ms", c.tts.sentence_silence_ms, "between 0 and 5000")?;
         check(c.wake.threshold > 0.0 && c.wake.threshold < 1.0, path, "wake.threshold", c.wake.threshold, "between 0.0 and 1.0 (exclusive)")?;
         check((1..=25).contains(&c.wake.patience), path, "wake.patience", c.wake.patience, "between 1 and 25 frames")?;
         check(c.vad.threshold > 0.0 && c.vad.threshold < 1.0, path, "vad.threshold", c.vad.threshold, "between 0.0 and 1.0 (exclusive)")?;

@@ -13,5 +13,6 @@ pub mod onnx;
 pub mod paths;
 pub mod presets;
 pub mod stt;
+pub mod tts;
 pub mod vad;
 pub mod wake;

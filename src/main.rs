@@ -50,6 +50,18 @@ enum Command {
     Listen(cli_listen::ListenArgs),
     /// Print each wake-word detection in a WAV file (nothing when there is none).
     Wake(cli_listen::WakeArgs),
+    /// Speak TEXT with the configured voice into a WAV file (at the voice's sample rate).
+    Say {
+        text: String,
+        #[arg(long, short)]
+        output: std::path::PathBuf,
+        /// Override `tts.speed` (1.0 = the voice's pace, 1.5 = 50 % faster).
+        #[arg(long)]
+        speed: Option<f32>,
+        /// Print timings (ms: load, first audio, total; real-time factor) per sentence as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Transcribe a WAV file (any rate or channel count) with the configured Whisper model.
     Transcribe {
         file: std::path::PathBuf,
@@ -134,6 +146,7 @@ fn run(cli: Cli, paths: &Paths) -> Result<ExitCode> {
         Command::Memory { command } => cli_memory::memory_command(command, paths),
         Command::Cache { command } => cli_memory::cache_command(command, paths),
         Command::Transcribe { file, json } => transcribe_command(&file, json, paths, &manifest),
+        Command::Say { text, output, speed, json } => say_command(&text, &output, speed, json, paths, &manifest),
         Command::Listen(args) => cli_listen::listen_command(args, paths, &manifest),
         Command::Wake(args) => cli_listen::wake_command(args, paths),
         Command::Config { command } => {
@@ -239,6 +252,33 @@ fn transcribe_command(file: &std::path::Path, json: bool, paths: &Paths, manifes
         print_json(&report)?;
     } else {
         println!("{}", report.text);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn say_command(text: &str, output: &std::path::Path, speed: Option<f32>, json: bool, paths: &Paths, manifest: &Manifest) -> Result<ExitCode> {
+    let mut config = Config::load(&paths.config_file, MemoryInfo::detect())?.config;
+    if let Some(speed) = speed {
+        anyhow::ensure!((0.5..=2.0).contains(&speed), "--speed {speed} is out of range: use 0.5 to 2.0");
+        config.tts.speed = speed;
+    }
+    let report = roxy::tts::say_to_file(text, output, &config.tts, &paths.models_dir, manifest)?;
+    if json {
+        print_json(&report)?;
+    } else {
+        let t = &report.timings;
+        let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0} ms"));
+        println!(
+            "{}: {:.2} s of audio at {} Hz, {} sentence(s); load {:.0} ms, first audio {}, total {:.0} ms, real-time factor {}",
+            report.output.display(),
+            t.audio_s,
+            report.sample_rate,
+            t.sentences.len(),
+            report.load_ms,
+            ms(t.first_audio_ms),
+            t.total_ms,
+            t.real_time_factor.map_or("-".into(), |r| format!("{r:.2}")),
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

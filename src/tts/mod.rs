@@ -1,0 +1,303 @@
+//! Text to speech: normalise → split into sentences → phonemise (espeak-ng) → Piper (ONNX).
+//!
+//! [`Tts`] is the seam the voice loop talks to: one sentence of normalised text in, mono audio
+//! at [`Tts::sample_rate`] out. Normalising, splitting and streaming live here, above the seam,
+//! so every backend (Piper now; Kokoro, which phonemises itself and uses style vectors, later)
+//! gets them for free. [`stream`] yields audio sentence by sentence, so playback can start after
+//! the first sentence instead of the whole answer; [`spawn_stream`] does the same on a thread,
+//! synthesising sentence N+1 while N plays.
+
+pub mod espeak;
+pub mod normalize;
+pub mod numbers;
+pub mod piper;
+pub mod sentences;
+pub mod voice;
+
+pub use normalize::normalize;
+pub use piper::PiperVoice;
+
+use crate::audio::wav::{self, WavError};
+use crate::config::TtsConfig;
+use crate::models::{self, Manifest};
+use crate::onnx::OnnxError;
+use serde::Serialize;
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Instant;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TtsError {
+    #[error("no text-to-speech voice is installed (wanted `{wanted}` in {models_dir}). Fix: roxy models fetch --tier default")]
+    NoVoice { wanted: String, models_dir: PathBuf },
+    #[error("TTS voice file {path} is missing. Fix: roxy models fetch --tier default")]
+    VoiceMissing { path: PathBuf },
+    #[error("TTS voice {path} is damaged ({detail}). Fix: roxy models fetch --tier default reinstalls it")]
+    VoiceCorrupt { path: PathBuf, detail: String },
+    #[error("TTS voice config {path} is missing (every Piper .onnx needs its .onnx.json). Fix: roxy models fetch --tier default")]
+    ConfigMissing { path: PathBuf },
+    #[error("TTS voice config {path} is invalid: {detail}. Fix: roxy models fetch --tier default reinstalls it")]
+    ConfigInvalid { path: PathBuf, detail: String },
+    #[error(transparent)]
+    Runtime(#[from] OnnxError),
+    #[error(transparent)]
+    Espeak(#[from] espeak::EspeakError),
+    #[error("speech synthesis failed: {0}")]
+    Inference(String),
+    #[error(transparent)]
+    Audio(#[from] WavError),
+}
+
+/// VITS sampling controls, in the order the model's `scales` input takes them.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Scales {
+    /// Variation in the voice (0 = flat, deterministic timbre).
+    pub noise_scale: f32,
+    /// Phoneme duration multiplier: above 1 is slower.
+    pub length_scale: f32,
+    /// Variation in phoneme durations (rhythm).
+    pub noise_w: f32,
+}
+
+impl Scales {
+    /// The config's values over a voice's defaults: `speed` divides the voice's length scale.
+    pub fn from_config(config: &TtsConfig, voice_length_scale: f32) -> Scales {
+        Scales { noise_scale: config.noise_scale, length_scale: voice_length_scale / config.speed, noise_w: config.noise_w }
+    }
+}
+
+/// A speech synthesiser: one sentence of normalised text → mono audio.
+pub trait Tts: Send + Sync {
+    fn sample_rate(&self) -> u32;
+    /// `text` is one sentence, already normalised; empty audio for nothing speakable.
+    fn synthesize_sentence(&self, text: &str) -> Result<Vec<f32>, TtsError>;
+}
+
+/// Loads the configured voice (falling back to the installed default-tier Piper voice), checks
+/// its files against the manifest's checksums, and applies the config's scales.
+pub fn load_from_config(config: &TtsConfig, models_dir: &Path, manifest: &Manifest) -> Result<PiperVoice, TtsError> {
+    let platform = models::current_platform();
+    // Only Piper is implemented: a configured Kokoro voice (the 32 GB preset) falls back to the
+    // bundled Piper voice rather than failing.
+    let wanted = if config.voice.starts_with("piper-") { config.voice.as_str() } else { "" };
+    let Some(resolved) = models::resolve(manifest, models_dir, "tts", wanted).filter(|r| r.id.starts_with("piper-")) else {
+        // Name the first missing file, not just the model: that is what the user will look for.
+        let expected = manifest.find(&config.voice, &platform).or_else(|| {
+            manifest.for_tier("default", &platform).find(|m| m.role == "tts" && m.id.starts_with("piper-"))
+        });
+        if let Some(missing) = expected.and_then(|m| m.files.iter().map(|f| models_dir.join(&f.path)).find(|p| !p.is_file())) {
+            return Err(if missing.extension().is_some_and(|e| e == "json") {
+                TtsError::ConfigMissing { path: missing }
+            } else {
+                TtsError::VoiceMissing { path: missing }
+            });
+        }
+        return Err(TtsError::NoVoice { wanted: config.voice.clone(), models_dir: models_dir.into() });
+    };
+    if resolved.id != config.voice {
+        tracing::warn!("TTS voice `{}` is not available; using `{}`", config.voice, resolved.id);
+    }
+    if let Some(model) = manifest.find(&resolved.id, &platform) {
+        if let Some(bad) = models::check_model(model, models_dir).into_iter().find(|r| !r.is_ok()) {
+            let detail = match &bad.status {
+                models::FileStatus::Corrupt { expected, actual } => format!("expected {expected}, found {actual}"),
+                models::FileStatus::Unreadable { error } => error.clone(),
+                models::FileStatus::Unverified => "no checksum to verify it against".into(),
+                models::FileStatus::Missing => "missing".into(),
+                models::FileStatus::Ok => unreachable!("filtered out above"),
+            };
+            return Err(match bad.status {
+                models::FileStatus::Missing if bad.path.extension().is_some_and(|e| e == "json") => TtsError::ConfigMissing { path: bad.path },
+                models::FileStatus::Missing => TtsError::VoiceMissing { path: bad.path },
+                _ => TtsError::VoiceCorrupt { path: bad.path, detail },
+            });
+        }
+    }
+    let voice_config = voice::VoiceConfig::load(&voice::config_path(&resolved.path))?;
+    let scales = Scales::from_config(config, voice_config.length_scale);
+    PiperVoice::load(&resolved.path, models_dir, Some(scales))
+}
+
+/// How a text is cut and joined.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct StreamOptions {
+    /// Silence after each sentence but the last, as Piper does between sentences.
+    pub sentence_silence_ms: u32,
+}
+
+impl StreamOptions {
+    pub fn from_config(config: &TtsConfig) -> Self {
+        StreamOptions { sentence_silence_ms: config.sentence_silence_ms }
+    }
+}
+
+impl Default for StreamOptions {
+    fn default() -> Self {
+        StreamOptions::from_config(&TtsConfig::default())
+    }
+}
+
+/// One sentence's audio.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AudioChunk {
+    /// 0 for the first sentence.
+    pub index: usize,
+    /// The normalised sentence that was spoken.
+    pub text: String,
+    pub samples: Vec<f32>,
+    pub sample_rate: u32,
+    /// Time to synthesise this sentence.
+    pub synth_ms: f64,
+    /// Time from the start of the stream until this chunk was ready.
+    pub ready_ms: f64,
+}
+
+impl AudioChunk {
+    pub fn duration_s(&self) -> f64 {
+        self.samples.len() as f64 / self.sample_rate as f64
+    }
+}
+
+/// Sentence-by-sentence synthesis of one text; lazy, so the first item is ready after the first
+/// sentence. Empty or unspeakable text yields nothing.
+pub struct Stream<'a> {
+    tts: &'a dyn Tts,
+    sentences: VecDeque<String>,
+    index: usize,
+    silence: usize,
+    started: Instant,
+}
+
+pub fn stream<'a>(tts: &'a dyn Tts, text: &str, options: StreamOptions) -> Stream<'a> {
+    let started = Instant::now();
+    let sentences = sentences::split(&normalize(text)).into();
+    let silence = (tts.sample_rate() as u64 * options.sentence_silence_ms as u64 / 1000) as usize;
+    Stream { tts, sentences, index: 0, silence, started }
+}
+
+impl Iterator for Stream<'_> {
+    type Item = Result<AudioChunk, TtsError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let text = self.sentences.pop_front()?;
+        let synth_started = Instant::now();
+        let result = self.tts.synthesize_sentence(&text).map(|mut samples| {
+            if !self.sentences.is_empty() && !samples.is_empty() {
+                samples.resize(samples.len() + self.silence, 0.0);
+            }
+            AudioChunk {
+                index: self.index,
+                text,
+                samples,
+                sample_rate: self.tts.sample_rate(),
+                synth_ms: ms_since(synth_started),
+                ready_ms: ms_since(self.started),
+            }
+        });
+        self.index += 1;
+        Some(result)
+    }
+}
+
+/// [`stream`] on its own thread: chunks arrive on the receiver as they are made, at most
+/// `ahead` sentences ahead of the consumer. Dropping the receiver stops synthesis after the
+/// sentence in progress (how barge-in cancels pending speech).
+pub fn spawn_stream(tts: Arc<dyn Tts>, text: String, options: StreamOptions, ahead: usize) -> mpsc::Receiver<Result<AudioChunk, TtsError>> {
+    let (tx, rx) = mpsc::sync_channel(ahead.max(1));
+    std::thread::Builder::new()
+        .name("roxy-tts".into())
+        .spawn(move || {
+            for chunk in stream(tts.as_ref(), &text, options) {
+                let failed = chunk.is_err();
+                if tx.send(chunk).is_err() || failed {
+                    break;
+                }
+            }
+        })
+        .expect("spawning the TTS thread");
+    rx
+}
+
+/// A whole text synthesised, with the timings a benchmark wants.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Speech {
+    pub samples: Vec<f32>,
+    pub sample_rate: u32,
+    pub timings: SpeechTimings,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SpeechTimings {
+    /// Until the first sentence's audio was ready (`None`: nothing to say).
+    pub first_audio_ms: Option<f64>,
+    pub total_ms: f64,
+    pub audio_s: f64,
+    /// Synthesis time / audio duration: below 1 is faster than real time.
+    pub real_time_factor: Option<f64>,
+    pub sentences: Vec<SentenceTiming>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SentenceTiming {
+    pub text: String,
+    pub synth_ms: f64,
+    pub audio_s: f64,
+}
+
+/// Synthesises all of `text` (through [`stream`]) into one buffer.
+pub fn synthesize(tts: &dyn Tts, text: &str, options: StreamOptions) -> Result<Speech, TtsError> {
+    let started = Instant::now();
+    let mut samples = Vec::new();
+    let mut first_audio_ms = None;
+    let mut sentences = Vec::new();
+    for chunk in stream(tts, text, options) {
+        let chunk = chunk?;
+        first_audio_ms.get_or_insert(chunk.ready_ms);
+        sentences.push(SentenceTiming { text: chunk.text.clone(), synth_ms: chunk.synth_ms, audio_s: round3(chunk.duration_s()) });
+        samples.extend_from_slice(&chunk.samples);
+    }
+    let total_ms = ms_since(started);
+    let audio_s = samples.len() as f64 / tts.sample_rate() as f64;
+    let real_time_factor = (audio_s > 0.0).then(|| round3(total_ms / 1000.0 / audio_s));
+    Ok(Speech { samples, sample_rate: tts.sample_rate(), timings: SpeechTimings { first_audio_ms, total_ms, audio_s: round3(audio_s), real_time_factor, sentences } })
+}
+
+/// What `roxy say --json` prints.
+#[derive(Debug, Clone, Serialize)]
+pub struct SayReport {
+    pub output: PathBuf,
+    pub voice: PathBuf,
+    pub sample_rate: u32,
+    pub scales: Scales,
+    pub load_ms: f64,
+    #[serde(flatten)]
+    pub timings: SpeechTimings,
+}
+
+/// `roxy say`: load the configured voice, synthesise `text`, write it to `output` as a WAV.
+/// Empty text writes an empty WAV rather than failing: "nothing to say" is not an error.
+pub fn say_to_file(text: &str, output: &Path, config: &TtsConfig, models_dir: &Path, manifest: &Manifest) -> Result<SayReport, TtsError> {
+    let started = Instant::now();
+    let voice = load_from_config(config, models_dir, manifest)?;
+    let load_ms = ms_since(started);
+    let speech = synthesize(&voice, text, StreamOptions::from_config(config))?;
+    wav::write_mono(output, &speech.samples, speech.sample_rate)?;
+    Ok(SayReport {
+        output: output.into(),
+        voice: voice.model_path().to_path_buf(),
+        sample_rate: speech.sample_rate,
+        scales: voice.scales(),
+        load_ms,
+        timings: speech.timings,
+    })
+}
+
+fn ms_since(started: Instant) -> f64 {
+    (started.elapsed().as_secs_f64() * 1000.0 * 10.0).round() / 10.0
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}

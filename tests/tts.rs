@@ -1,0 +1,260 @@
+//! Text to speech end to end: the real Piper voice through ONNX Runtime, checked by ear with the
+//! real Whisper model (TTS → STT round trip).
+//!
+//! Needs the default-tier models (`roxy models fetch --tier default`; the tests look in
+//! `$ROXY_MODELS_DIR`, else the repo's `.roxy/models`) and espeak-ng's library and data
+//! (`apt-get install libespeak-ng-dev espeak-ng`). `cargo test -j2 --test tts -- --nocapture`
+//! prints the measured WER, first-audio latency and real-time factor.
+
+mod support;
+
+use roxy::audio::wav;
+use roxy::config::TtsConfig;
+use roxy::models::Manifest;
+use roxy::stt::{Stt, SttSettings};
+use roxy::tts::{self, PiperVoice, Scales, StreamOptions, Tts, TtsError};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+const VOICE: &str = "tts/en_US-joe-medium.onnx";
+const STT_MODEL: &str = "stt/ggml-tiny.en.bin";
+
+/// Word error rate allowed on the round trip. Measured 6.2 % (3/48 words: "in" heard as "and"
+/// twice, "costs" as "cost"; joe-medium without sampling noise, whisper tiny.en, repeatable run
+/// to run). The bound allows a few more such slips on other CPUs, while a broken phonemiser or id
+/// map (gibberish, WER > 50 %) fails. With Piper's default noise the WER varied 0–8 % over runs.
+const MAX_ROUND_TRIP_WER: f64 = 0.125;
+
+const SENTENCES: [&str; 6] = [
+    "Set a timer for ten minutes.",
+    "The weather in London is sunny and warm today.",
+    "The meeting with Sarah starts at 5:30.",
+    "I turned off the lights in the kitchen.",
+    "It costs $12.50 and weighs 3 kg.",
+    "Reminder: call your mother tomorrow morning.",
+];
+
+fn models_dir() -> PathBuf {
+    let mut candidates = Vec::new();
+    if let Some(dir) = std::env::var_os("ROXY_MODELS_DIR").filter(|v| !v.is_empty()) {
+        candidates.push(PathBuf::from(dir));
+    }
+    candidates.push(Path::new(env!("CARGO_MANIFEST_DIR")).join(".roxy/models"));
+    candidates.iter().find(|d| d.join(VOICE).is_file()).cloned().unwrap_or_else(|| {
+        panic!(
+            "the TTS voice ({VOICE}) is missing; looked in: {}. Install the default tier with \
+             `ROXY_DATA_DIR=.roxy cargo run -- models fetch --tier default`, or set ROXY_MODELS_DIR",
+            candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+        )
+    })
+}
+
+/// Deterministic scales (no sampling noise), so WER and durations repeat run to run.
+fn flat(length_scale: f32) -> Scales {
+    Scales { noise_scale: 0.0, length_scale, noise_w: 0.0 }
+}
+
+/// One loaded voice for the binary (loading is the slow part), with the voice's own scales:
+/// what users hear, sampling noise included.
+fn voice() -> &'static PiperVoice {
+    static VOICE_: OnceLock<PiperVoice> = OnceLock::new();
+    VOICE_.get_or_init(|| {
+        let dir = models_dir();
+        PiperVoice::load(&dir.join(VOICE), &dir, None).unwrap_or_else(|e| panic!("{e}"))
+    })
+}
+
+/// The voice without sampling noise: the same audio every run, so the WER is repeatable.
+fn flat_voice() -> &'static PiperVoice {
+    static VOICE_: OnceLock<PiperVoice> = OnceLock::new();
+    VOICE_.get_or_init(|| {
+        let dir = models_dir();
+        PiperVoice::load(&dir.join(VOICE), &dir, Some(flat(1.0))).unwrap_or_else(|e| panic!("{e}"))
+    })
+}
+
+fn stt() -> &'static Stt {
+    static STT: OnceLock<Stt> = OnceLock::new();
+    STT.get_or_init(|| {
+        let path = models_dir().join(STT_MODEL);
+        Stt::load(SttSettings::new(path)).unwrap_or_else(|e| panic!("{e}"))
+    })
+}
+
+fn rms(samples: &[f32]) -> f32 {
+    (samples.iter().map(|s| s * s).sum::<f32>() / samples.len().max(1) as f32).sqrt()
+}
+
+fn words(text: &str) -> usize {
+    text.split_whitespace().count()
+}
+
+#[test]
+fn sentences_become_audible_speech_of_plausible_length_at_22050_hz() {
+    let dir = tempfile::tempdir().unwrap();
+    for text in SENTENCES {
+        let speech = tts::synthesize(voice(), text, StreamOptions::default()).unwrap();
+        assert_eq!(speech.sample_rate, 22_050);
+        let seconds = speech.samples.len() as f64 / 22_050.0;
+        // Speech runs at 2–4 words a second; allow slack for pauses and the spelled-out numbers.
+        let spoken_words = words(&tts::normalize(text)) as f64;
+        assert!(seconds > spoken_words / 5.0 && seconds < spoken_words / 1.5 + 1.0, "{text:?}: {seconds:.2} s for {spoken_words} words");
+        assert!(rms(&speech.samples) > 0.02, "{text:?} is near silent (rms {})", rms(&speech.samples));
+        let peak = speech.samples.iter().fold(0.0f32, |m, s| m.max(s.abs()));
+        assert!(peak <= 1.0 && peak > 0.1, "{text:?}: peak {peak}");
+
+        let path = dir.path().join("out.wav");
+        wav::write_mono(&path, &speech.samples, speech.sample_rate).unwrap();
+        let (read, info) = wav::read_mono(&path).unwrap();
+        assert_eq!((info.sample_rate, info.channels, read.len()), (22_050, 1, speech.samples.len()));
+    }
+}
+
+#[test]
+fn round_trip_through_whisper_has_a_low_word_error_rate() {
+    let (mut errors, mut total) = (0, 0);
+    for text in SENTENCES {
+        let speech = tts::synthesize(flat_voice(), text, StreamOptions::default()).unwrap();
+        let at_16k = roxy::audio::resample::resample_mono(&speech.samples, speech.sample_rate, 16_000).unwrap();
+        let heard = stt().transcribe(&at_16k).unwrap().text;
+        // Compare with what was meant to be said: "$12.50" is heard as words or digits alike.
+        let spoken = tts::normalize(text);
+        let (e, w) = support::word_errors(&spoken, &normalise_heard(&heard));
+        println!("{text:?} -> {heard:?} ({e}/{w} errors)");
+        errors += e;
+        total += w;
+    }
+    let wer = errors as f64 / total as f64;
+    println!("round trip WER {:.1} % ({errors}/{total} words)", wer * 100.0);
+    assert!(wer <= MAX_ROUND_TRIP_WER, "round-trip WER {:.1} % is above {:.0} %", wer * 100.0, MAX_ROUND_TRIP_WER * 100.0);
+}
+
+/// Whisper writes numbers as digits ("$12.50", "3") and times as "5.30"; spell them out the same
+/// way the reference was, so the WER measures the voice, not the two systems' number styles.
+fn normalise_heard(text: &str) -> String {
+    static TIME: OnceLock<regex::Regex> = OnceLock::new();
+    let time = TIME.get_or_init(|| regex::Regex::new(r"(^|[^$€£\d.])(\d{1,2})\.(\d{2})\b").unwrap());
+    tts::normalize(&time.replace_all(text, "$1$2:$3"))
+}
+
+#[test]
+fn faster_speed_gives_shorter_audio() {
+    let dir = models_dir();
+    let text = "This sentence is spoken at two different speeds.";
+    let length = |speed: f32| {
+        let config = TtsConfig { speed, noise_scale: 0.0, noise_w: 0.0, ..TtsConfig::default() };
+        let voice = tts::load_from_config(&config, &dir, &Manifest::builtin()).unwrap();
+        tts::synthesize(&voice, text, StreamOptions::from_config(&config)).unwrap().samples.len() as f64
+    };
+    let (normal, fast, slow) = (length(1.0), length(1.5), length(0.75));
+    println!("samples: speed 1.0 {normal}, 1.5 {fast}, 0.75 {slow}");
+    // Duration scales with 1/speed, give or take the fixed start and end of the utterance.
+    assert!((fast / normal - 1.0 / 1.5).abs() < 0.1, "speed 1.5: {fast} vs {normal}");
+    assert!((slow / normal - 1.0 / 0.75).abs() < 0.12, "speed 0.75: {slow} vs {normal}");
+}
+
+#[test]
+fn stream_yields_one_chunk_per_sentence_with_the_first_ready_early() {
+    let text = "First, a short sentence. Then a second one that is quite a lot longer than the first. And a third.";
+    let chunks: Vec<_> = tts::stream(voice(), text, StreamOptions { sentence_silence_ms: 200 }).collect::<Result<_, _>>().unwrap();
+    assert_eq!(chunks.len(), 3);
+    assert_eq!(chunks.iter().map(|c| c.index).collect::<Vec<_>>(), [0, 1, 2]);
+    assert!(chunks[0].text.starts_with("First") && chunks[2].text.starts_with("And"));
+    for c in &chunks {
+        assert!(rms(&c.samples) > 0.02, "chunk {} near silent", c.index);
+    }
+    // The first chunk is ready before the whole text is: that is the point of streaming.
+    assert!(chunks[0].ready_ms < chunks[2].ready_ms);
+    // Sentence silence follows every sentence but the last.
+    let silence = 22_050 * 200 / 1000;
+    assert!(chunks[0].samples[chunks[0].samples.len() - silence..].iter().all(|&s| s == 0.0));
+    assert!(chunks[2].samples[chunks[2].samples.len() - silence..].iter().any(|&s| s != 0.0));
+    println!(
+        "first audio after {:.0} ms ({:.2} s of audio); all after {:.0} ms",
+        chunks[0].ready_ms,
+        chunks[0].duration_s(),
+        chunks[2].ready_ms
+    );
+}
+
+#[test]
+fn spawned_stream_delivers_in_order_and_stops_when_dropped() {
+    let voice: Arc<dyn Tts> = Arc::new({
+        let dir = models_dir();
+        PiperVoice::load(&dir.join(VOICE), &dir, Some(flat(1.0))).unwrap()
+    });
+    let rx = tts::spawn_stream(voice.clone(), "One. Two. Three.".into(), StreamOptions::default(), 1);
+    let texts: Vec<String> = rx.iter().map(|c| c.unwrap().text).collect();
+    assert_eq!(texts, ["One.", "Two.", "Three."]);
+
+    // Barge-in: the consumer hangs up after the first chunk; the producer must not hang.
+    let rx = tts::spawn_stream(voice, "One. Two. Three. Four. Five.".into(), StreamOptions::default(), 1);
+    assert_eq!(rx.recv().unwrap().unwrap().index, 0);
+    drop(rx);
+}
+
+#[test]
+fn empty_or_unspeakable_text_gives_no_audio() {
+    for text in ["", "   ", "...", "?!", "\n\n"] {
+        let speech = tts::synthesize(voice(), text, StreamOptions::default()).unwrap();
+        assert!(speech.samples.is_empty(), "{text:?} gave {} samples", speech.samples.len());
+        assert_eq!(speech.timings.first_audio_ms, None);
+    }
+    // Phonemes alone: nothing the voice knows.
+    assert!(voice().synthesize_phonemes("").unwrap().is_empty());
+}
+
+#[test]
+fn missing_voice_files_name_the_file_and_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let real = models_dir();
+    let model = dir.path().join("voice.onnx");
+
+    let err = PiperVoice::load(&model, &real, None).unwrap_err();
+    assert!(matches!(err, TtsError::VoiceMissing { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("voice.onnx") && msg.contains("roxy models fetch --tier default"), "{msg}");
+
+    // The model without its .onnx.json.
+    std::fs::copy(real.join(VOICE), &model).unwrap();
+    let msg = PiperVoice::load(&model, &real, None).unwrap_err().to_string();
+    assert!(msg.contains("voice.onnx.json") && msg.contains("roxy models fetch --tier default"), "{msg}");
+
+    // Through the config, with an empty models dir: names the file it expected.
+    let err = tts::load_from_config(&TtsConfig::default(), dir.path(), &Manifest::builtin()).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("en_US-joe-medium.onnx") && msg.contains("roxy models fetch --tier default"), "{msg}");
+}
+
+#[test]
+fn corrupt_voice_files_are_reported_not_loaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let real = models_dir();
+    let model = dir.path().join("voice.onnx");
+    let config = dir.path().join("voice.onnx.json");
+    std::fs::copy(real.join(VOICE), &model).unwrap();
+    std::fs::copy(real.join(format!("{VOICE}.json")), &config).unwrap();
+
+    // Truncated weights: ONNX Runtime refuses them; the error says which file and what to do.
+    let bytes = std::fs::read(&model).unwrap();
+    std::fs::write(&model, &bytes[..bytes.len() / 2]).unwrap();
+    let msg = PiperVoice::load(&model, &real, None).unwrap_err().to_string();
+    assert!(msg.contains("voice.onnx") && msg.contains("damaged") && msg.contains("roxy models fetch"), "{msg}");
+
+    // A config that is not JSON.
+    std::fs::write(&model, &bytes).unwrap();
+    std::fs::write(&config, "{\"audio\": ").unwrap();
+    let msg = PiperVoice::load(&model, &real, None).unwrap_err().to_string();
+    assert!(msg.contains("voice.onnx.json") && msg.contains("invalid"), "{msg}");
+
+    // A flipped byte in the installed voice: caught by the manifest checksum before loading.
+    let models = dir.path().join("models");
+    std::fs::create_dir_all(models.join("tts")).unwrap();
+    let mut flipped = bytes.clone();
+    let middle = flipped.len() / 2;
+    flipped[middle] ^= 0xff;
+    std::fs::write(models.join(VOICE), &flipped).unwrap();
+    std::fs::copy(real.join(format!("{VOICE}.json")), models.join(format!("{VOICE}.json"))).unwrap();
+    let msg = tts::load_from_config(&TtsConfig::default(), &models, &Manifest::builtin()).unwrap_err().to_string();
+    assert!(msg.contains("en_US-joe-medium.onnx") && msg.contains("damaged") && msg.contains("roxy models fetch"), "{msg}");
+}
