@@ -70,6 +70,8 @@ pub struct SttSettings {
     pub language: String,
     /// Shrink the encoder window to the utterance (see [`audio_ctx_for`]).
     pub trim_audio_ctx: bool,
+    /// Beam search width; 1 = greedy.
+    pub beam_size: u32,
     pub threads: usize,
 }
 
@@ -83,6 +85,7 @@ impl SttSettings {
             model_id,
             language: defaults.language,
             trim_audio_ctx: defaults.trim_audio_ctx,
+            beam_size: defaults.beam_size,
             threads: default_threads(),
         }
     }
@@ -140,6 +143,9 @@ pub struct Stt {
     language: Option<String>,
     load_ms: f64,
     load_reported: AtomicBool,
+    /// Whisper already uses every core it is given and its threads spin while they wait, so
+    /// two utterances at once are slower than one after the other: they queue here.
+    decoding: std::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Stt {
@@ -155,7 +161,7 @@ impl Stt {
         let resolved = models::resolve(manifest, models_dir, "stt", &config.model)
             .ok_or_else(|| SttError::NoModel { wanted: config.model.clone(), models_dir: models_dir.to_path_buf() })?;
         if let Some(wanted) = &resolved.fallback_from {
-            tracing::warn!("STT model `{wanted}` is not installed; using `{}`", resolved.id);
+            tracing::info!("STT model `{wanted}` is not installed; using `{}`", resolved.id);
         }
         // whisper.cpp trusts the tensor sizes in the file; a damaged one can abort the process,
         // so a file the manifest pins is checked before it is handed over.
@@ -168,6 +174,7 @@ impl Stt {
         settings.model_id = resolved.id;
         settings.language = config.language.clone();
         settings.trim_audio_ctx = config.trim_audio_ctx;
+        settings.beam_size = config.beam_size;
         Stt::load(settings)
     }
 
@@ -185,7 +192,7 @@ impl Stt {
         let load_ms = ms_since(started);
         let language = resolve_language(&settings.language, ctx.is_multilingual())?;
         tracing::info!(model = %settings.model_id, load_ms, tensors = layout.tensors, threads = settings.threads, "STT model loaded");
-        Ok(Stt { ctx, settings, language, load_ms, load_reported: AtomicBool::new(false) })
+        Ok(Stt { ctx, settings, language, load_ms, load_reported: AtomicBool::new(false), decoding: std::sync::Mutex::new(()) })
     }
 
     pub fn settings(&self) -> &SttSettings {
@@ -226,7 +233,11 @@ impl Stt {
             samples
         };
 
-        let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
+        let strategy = match self.settings.beam_size {
+            0 | 1 => SamplingStrategy::Greedy { best_of: 1 },
+            width => SamplingStrategy::BeamSearch { beam_size: width as i32, patience: -1.0 },
+        };
+        let mut params = FullParams::new(strategy);
         params.set_n_threads(self.settings.threads as i32);
         params.set_language(Some(self.language.as_deref().unwrap_or("auto")));
         params.set_no_context(true);
@@ -240,7 +251,10 @@ impl Stt {
         }
 
         let mut state = self.ctx.create_state().map_err(|e| SttError::Whisper(format!("creating a decoder state: {e}")))?;
-        state.full(params, samples).map_err(|e| SttError::Whisper(e.to_string()))?;
+        {
+            let _turn = self.decoding.lock().unwrap_or_else(|e| e.into_inner());
+            state.full(params, samples).map_err(|e| SttError::Whisper(e.to_string()))?;
+        }
 
         let mut segments = Vec::new();
         let mut no_speech_prob = 0.0f32;
