@@ -315,13 +315,49 @@ fn vad_gating_saves_work_without_changing_detections() {
 }
 
 #[test]
-fn every_shipped_keyword_model_loads_and_runs() {
-    let samples = silence(2.0);
-    for name in roxy::wake::KEYWORDS {
-        let mut detector = WakeModels::load(&models_dir(), name).unwrap_or_else(|e| panic!("{name}: {e}")).detector(WakeSettings::default());
-        assert!(detector.push(&samples).unwrap().is_empty(), "{name} fired on silence");
-        assert!((0.0..0.5).contains(&detector.last_score()), "{name}: {}", detector.last_score());
+fn every_shipped_keyword_model_fires_on_its_phrase_and_not_on_silence() {
+    let lab = SpeechLab::new();
+    // espeak says "mycroft" so that the model does not know it (0.0 in openwakeword's own Python
+    // too); "my croft" is how a person says it.
+    let phrases = [
+        ("hey_jarvis", "hey jarvis"),
+        ("alexa", "alexa"),
+        ("hey_mycroft", "hey my croft"),
+        ("hey_rhasspy", "hey rhasspy"),
+        ("timer", "set a timer for five minutes"),
+        ("weather", "what's the weather"),
+    ];
+    assert_eq!(phrases.map(|(m, _)| m), roxy::wake::KEYWORDS);
+    for (name, phrase) in phrases {
+        let models = WakeModels::load(&models_dir(), name).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let mut quiet = models.detector(WakeSettings::default());
+        assert!(quiet.push(&silence(2.0)).unwrap().is_empty(), "{name} fired on silence");
+        let mut detector = models.detector(WakeSettings::default());
+        let hits = detector.push(&padded(&lab, phrase, Voice::new("en-us", 160), 1.0)).unwrap();
+        println!("{name} on {phrase:?}: max score {:.3}, detections {}", detector.max_score(), hits.len());
+        assert_eq!(hits.len(), 1, "{name} on {phrase:?}: max score {:.3}", detector.max_score());
+        assert_eq!(hits[0].model, name);
     }
+}
+
+#[test]
+fn patience_and_cooldown_come_from_the_settings() {
+    let lab = SpeechLab::new();
+    let once = padded(&lab, "hey jarvis", Voice::new("en-gb", 160), 1.0);
+    let twice = [once.clone(), once.clone()].concat();
+    let run = |samples: &[f32], settings: WakeSettings| jarvis().detector(settings).push(samples).unwrap();
+    let defaults = WakeSettings::default();
+    // Two phrases ~2.5 s apart: both fire with the default 2 s cooldown, one with a 5 s cooldown.
+    assert_eq!(run(&twice, defaults.clone()).len(), 2);
+    assert_eq!(run(&twice, WakeSettings { cooldown_ms: 5000, ..defaults.clone() }).len(), 1);
+    // Patience: more consecutive chunks above threshold fire later; more than the phrase gives, never.
+    let first = run(&once, defaults.clone())[0].at_ms;
+    let patient = run(&once, WakeSettings { patience: 3, ..defaults.clone() });
+    assert_eq!(patient.len(), 1);
+    assert_eq!(patient[0].at_ms, first + 2 * 80);
+    assert!(run(&once, WakeSettings { patience: 25, ..defaults.clone() }).is_empty());
+    // A threshold above every score this clip reaches: nothing.
+    assert!(run(&once, WakeSettings { threshold: 0.9999, ..defaults }).is_empty());
 }
 
 #[test]
@@ -422,4 +458,18 @@ fn cli_listen_reports_wake_and_utterance() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("missing.wav"));
+
+    // `roxy wake`: one JSON line per detection, in seconds.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_roxy"))
+        .args(["wake", "--json"])
+        .arg(&file)
+        .env("ROXY_MODELS_DIR", models_dir())
+        .env("ROXY_CONFIG", lab.path().join("no-config.toml"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["model"], "hey_jarvis");
+    assert_eq!(lines[0]["t"].as_f64().unwrap(), json["wake"][0]["at_ms"].as_f64().unwrap() / 1000.0);
 }
