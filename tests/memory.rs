@@ -267,3 +267,18 @@ fn minilm_tokens_match_the_reference_tokenizer() {
         assert_eq!(embedder.token_ids(text), ids, "{text:?}");
     }
 }
+
+#[test]
+fn two_processes_writing_at_once_both_succeed() {
+    let dir = tempfile::tempdir().unwrap();
+    let writers: Vec<_> = (0..2)
+        .map(|_| roxy(dir.path(), &["memory", "write-burst", "--count", "300"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap())
+        .collect();
+    for w in writers {
+        let out = w.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let store = Store::open_in(dir.path()).unwrap();
+    assert_eq!(store.history().count().unwrap(), 600);
+    assert!(store.integrity_check().unwrap().is_empty());
+}

@@ -10,6 +10,7 @@
 
 mod bench;
 mod cache;
+mod context;
 mod embed;
 mod facts;
 mod fts;
@@ -19,6 +20,7 @@ mod session;
 mod store;
 
 pub use bench::{render as render_bench, run as bench, BenchReport, BenchRow};
+pub use context::chat_context;
 pub use embed::{Embedder, MiniLm};
 pub use cache::{CacheKind, CacheRequest, CacheStats, KindStats, ResponseCache};
 pub use facts::{Fact, Facts, Remembered};
