@@ -282,3 +282,28 @@ fn two_processes_writing_at_once_both_succeed() {
     assert_eq!(store.history().count().unwrap(), 600);
     assert!(store.integrity_check().unwrap().is_empty());
 }
+
+#[test]
+fn damage_inside_the_file_is_reported_by_stats() {
+    let dir = tempfile::tempdir().unwrap();
+    run_ok(dir.path(), &["memory", "write-burst", "--count", "500"]);
+    let path = dir.path().join(DB_FILE_NAME);
+    {
+        // Checkpoint the WAL into the main file, so the damage below hits real pages.
+        let store = Store::open(&path).unwrap();
+        drop(store);
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).unwrap();
+    }
+    let mut bytes = std::fs::read(&path).unwrap();
+    assert!(bytes.len() > 40 * 4096, "{} bytes", bytes.len());
+    for b in &mut bytes[20 * 4096..30 * 4096] {
+        *b = 0xA5;
+    }
+    std::fs::write(&path, &bytes).unwrap();
+    let out = roxy(dir.path(), &["memory", "stats"]).output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    eprintln!("{text}");
+    assert!(!out.status.success(), "damage must not pass as healthy: {text}");
+    assert!(text.contains("corrupt") || (text.contains("integrity") && !text.contains("integrity ok")), "{text}");
+}

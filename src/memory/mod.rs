@@ -35,7 +35,7 @@ use std::path::PathBuf;
 pub enum MemoryError {
     #[error("cannot create the data directory {}: {source}. Fix: make it writable, or set ROXY_DATA_DIR to a writable directory", .path.display())]
     CreateDir { path: PathBuf, source: std::io::Error },
-    #[error("memory database {} is corrupt or not a Roxy database ({reason}). Fix: move it aside (`mv '{0}' '{0}.bad'`) and Roxy starts a fresh store; the CLI does this for you and keeps the old file", .path.display())]
+    #[error("memory database {} is corrupt or not a Roxy database ({reason}). Fix: quit Roxy and move it aside (`mv '{0}' '{0}.bad'`); a fresh store is created next time and the moved file keeps the old data", .path.display())]
     Corrupt { path: PathBuf, reason: String },
     #[error("memory database {} has schema version {found}, newer than this Roxy understands ({supported}). Fix: update Roxy, or set ROXY_DATA_DIR to use another data dir", .path.display())]
     TooNew { path: PathBuf, found: i64, supported: i64 },
