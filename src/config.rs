@@ -79,11 +79,13 @@ pub struct SttConfig {
     /// Shrink Whisper's audio context to the utterance length: ~2x faster on short commands, but
     /// tiny.en then misses and repeats words (measured by `tests/stt.rs`), so it is opt-in.
     pub trim_audio_ctx: bool,
+    /// Beam search width; 1 = greedy decoding (fastest, least accurate).
+    pub beam_size: u32,
 }
 
 impl Default for SttConfig {
     fn default() -> Self {
-        SttConfig { model: "whisper-tiny.en".into(), language: "en".into(), trim_audio_ctx: false }
+        SttConfig { model: "whisper-tiny.en".into(), language: "en".into(), trim_audio_ctx: false, beam_size: 5 }
     }
 }
 
@@ -342,6 +344,7 @@ impl Config {
         check(c.llm.max_tokens < c.llm.context_size, path, "llm.max_tokens", c.llm.max_tokens, "smaller than llm.context_size")?;
         check(c.llm.threads <= 256, path, "llm.threads", c.llm.threads, "0 (automatic) or a thread count up to 256")?;
         check(!c.stt.model.is_empty(), path, "stt.model", "\"\"", "a model id from `roxy models list`")?;
+        check((1..=16).contains(&c.stt.beam_size), path, "stt.beam_size", c.stt.beam_size, "between 1 (greedy) and 16")?;
         check(!c.stt.language.is_empty(), path, "stt.language", "\"\"", "a language code such as \"en\" or \"auto\"")?;
         check((0.5..=2.0).contains(&c.tts.speed), path, "tts.speed", c.tts.speed, "between 0.5 and 2.0")?;
         check((0.0..=1.0).contains(&c.tts.noise_scale), path, "tts.noise_scale", c.tts.noise_scale, "between 0.0 and 1.0")?;

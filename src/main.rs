@@ -45,6 +45,32 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Per-stage timing statistics (count, avg, min, max, p50/p90/p99, target) of the last session.
+    Stats {
+        #[arg(long)]
+        json: bool,
+    },
+    /// The whole voice loop, headless: a WAV file (or --text) in, Roxy's spoken reply out as WAV.
+    Run {
+        /// Audio to listen to (any rate/channels); every utterance in it is answered.
+        #[arg(long, required_unless_present = "text", conflicts_with = "text")]
+        input: Option<std::path::PathBuf>,
+        /// A typed question instead of audio.
+        #[arg(long)]
+        text: Option<String>,
+        /// Where the spoken replies go (WAV at the voice's sample rate).
+        #[arg(long, short)]
+        output: std::path::PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Ask the local LLM one question; the answer streams to stdout.
+    Ask {
+        question: String,
+        /// Print the answer with token counts and timings (ms: load, first token, total) as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run VAD and the wake word over a WAV file as if streamed live; print wake events,
     /// utterances (transcribed when Whisper is installed) and the per-chunk cost.
     Listen(cli_listen::ListenArgs),
@@ -131,7 +157,7 @@ fn print_json(value: &impl serde::Serialize) -> Result<()> {
 }
 
 fn run(cli: Cli, paths: &Paths) -> Result<ExitCode> {
-    let manifest = Manifest::builtin();
+    let manifest = Manifest::from_env()?;
     match cli.command {
         Command::Doctor { json } => {
             let report = roxy::doctor::run(paths, &manifest);
@@ -145,6 +171,17 @@ fn run(cli: Cli, paths: &Paths) -> Result<ExitCode> {
         Command::Models { command } => models_command(command, paths, &manifest),
         Command::Memory { command } => cli_memory::memory_command(command, paths),
         Command::Cache { command } => cli_memory::cache_command(command, paths),
+        Command::Stats { json } => {
+            let stats = roxy::metrics::load(&roxy::metrics::stats_file(&paths.data_dir))?;
+            if json {
+                print_json(&stats)?;
+            } else {
+                print!("{}", roxy::metrics::render(&stats));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run { input, text, output, json } => run_command(input.as_deref(), text.as_deref(), &output, json, paths, &manifest),
+        Command::Ask { question, json } => ask_command(&question, json, paths, &manifest),
         Command::Transcribe { file, json } => transcribe_command(&file, json, paths, &manifest),
         Command::Say { text, output, speed, json } => say_command(&text, &output, speed, json, paths, &manifest),
         Command::Listen(args) => cli_listen::listen_command(args, paths, &manifest),
@@ -256,6 +293,39 @@ fn transcribe_command(file: &std::path::Path, json: bool, paths: &Paths, manifes
     Ok(ExitCode::SUCCESS)
 }
 
+fn ask_command(question: &str, json: bool, paths: &Paths, manifest: &Manifest) -> Result<ExitCode> {
+    use roxy::llm::{ChatMessage, GenerateOptions, LlmSettings, LlmSupervisor, Role};
+    use std::io::Write;
+    let config = Config::load(&paths.config_file, MemoryInfo::detect())?.config;
+    let mut settings = LlmSettings::from_config(&config.llm, &paths.models_dir, manifest)?;
+    settings.idle_timeout = None;
+    let llm = LlmSupervisor::new(settings);
+    let started = std::time::Instant::now();
+    let model = llm.load()?;
+    let load_ms = started.elapsed().as_millis() as u64;
+    let messages = [ChatMessage::new(Role::System, roxy::llm::SYSTEM_PROMPT), ChatMessage::new(Role::User, question)];
+    let mut out = std::io::stdout().lock();
+    let completion = llm.generate(&messages, &GenerateOptions::from_config(&config.llm), |piece| {
+        if !json {
+            let _ = out.write_all(piece.as_bytes());
+            let _ = out.flush();
+        }
+    })?;
+    drop(out);
+    llm.stop();
+    if json {
+        print_json(&serde_json::json!({
+            "answer": completion.text.trim(),
+            "model": model,
+            "stats": completion.stats,
+            "ms": { "load": load_ms, "first_token": completion.stats.first_token_ms, "total": completion.stats.total_ms },
+        }))?;
+    } else {
+        println!();
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn say_command(text: &str, output: &std::path::Path, speed: Option<f32>, json: bool, paths: &Paths, manifest: &Manifest) -> Result<ExitCode> {
     let mut config = Config::load(&paths.config_file, MemoryInfo::detect())?.config;
     if let Some(speed) = speed {
@@ -279,6 +349,42 @@ fn say_command(text: &str, output: &std::path::Path, speed: Option<f32>, json: b
             t.total_ms,
             t.real_time_factor.map_or("-".into(), |r| format!("{r:.2}")),
         );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_command(input: Option<&std::path::Path>, text: Option<&str>, output: &std::path::Path, json: bool, paths: &Paths, manifest: &Manifest) -> Result<ExitCode> {
+    use roxy::voice_loop::{write_replies, Engine};
+    let config = Config::load(&paths.config_file, MemoryInfo::detect())?.config;
+    // Read the audio before paying for the model loads: a bad file fails fast.
+    let audio = input.map(roxy::audio::wav::read_mono_16k).transpose()?.map(|(samples, _)| samples);
+    let metrics = std::sync::Arc::new(roxy::metrics::Registry::new());
+    let (engine, load) = Engine::load(config, &paths.models_dir, manifest, metrics.clone())?;
+    let turns = match (audio, text) {
+        (Some(samples), _) => engine.respond_to_audio(&samples),
+        (None, Some(text)) => engine.respond_to_text(text, std::time::Instant::now()).map(|t| vec![t]),
+        (None, None) => unreachable!("clap requires --input or --text"),
+    };
+    engine.shutdown();
+    let turns = turns?;
+    write_replies(output, &turns, engine.sample_rate())?;
+    let stats = metrics.snapshot();
+    let stats_path = roxy::metrics::stats_file(&paths.data_dir);
+    if let Err(e) = roxy::metrics::save(&stats_path, &stats) {
+        tracing::warn!("{e}");
+    }
+    if json {
+        print_json(&serde_json::json!({ "load_ms": load, "turns": turns, "output": output, "stats": stats }))?;
+    } else {
+        if turns.is_empty() {
+            println!("(no speech heard)");
+        }
+        for t in &turns {
+            println!("you:  {}\nroxy: {}", t.heard, t.reply);
+            let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0} ms"));
+            println!("      stt {}, llm first token {}, tts first audio {}, end of speech to first audio {}", ms(t.ms.stt), ms(t.ms.llm_first_token), ms(t.ms.tts_first_audio), ms(t.ms.e2e_first_audio));
+        }
+        eprintln!("replies written to {} (timings: roxy stats)", output.display());
     }
     Ok(ExitCode::SUCCESS)
 }
