@@ -7,6 +7,7 @@
 use crate::vad::{Utterance, Vad, VadError, VadEvent, SAMPLE_RATE};
 use crate::wake::{WakeDetected, WakeDetector, WakeError};
 use serde::Serialize;
+use std::collections::VecDeque;
 use std::time::Instant;
 
 /// Samples per chunk fed to the stages (80 ms: openWakeWord's step; VAD frames it into 32 ms).
@@ -25,26 +26,48 @@ pub enum ListenError {
 pub struct StageCost {
     pub total_ms: f64,
     pub mean_chunk_ms: f64,
+    /// Over the most recent chunks (up to ~17 minutes of them).
     pub p95_chunk_ms: f64,
     pub max_chunk_ms: f64,
     /// Processing seconds per second of audio (1 thread each).
     pub real_time_factor: f64,
 }
 
-impl StageCost {
-    fn from_chunks(mut chunk_ms: Vec<f64>, audio_s: f64) -> StageCost {
-        if chunk_ms.is_empty() {
+/// Per-chunk times of one stage; bounded, so a live stream can keep it forever.
+#[derive(Debug, Default)]
+struct ChunkTimes {
+    total_ms: f64,
+    count: usize,
+    max_ms: f64,
+    recent: VecDeque<f64>,
+}
+
+impl ChunkTimes {
+    const RECENT: usize = 12_500;
+
+    fn add(&mut self, ms: f64) {
+        self.total_ms += ms;
+        self.count += 1;
+        self.max_ms = self.max_ms.max(ms);
+        if self.recent.len() == Self::RECENT {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(ms);
+    }
+
+    fn cost(&self, audio_s: f64) -> StageCost {
+        if self.count == 0 {
             return StageCost::default();
         }
-        let total_ms: f64 = chunk_ms.iter().sum();
-        chunk_ms.sort_by(f64::total_cmp);
-        let p95 = chunk_ms[((chunk_ms.len() as f64 * 0.95) as usize).min(chunk_ms.len() - 1)];
+        let mut sorted: Vec<f64> = self.recent.iter().copied().collect();
+        sorted.sort_by(f64::total_cmp);
+        let p95 = sorted[((sorted.len() as f64 * 0.95) as usize).min(sorted.len() - 1)];
         StageCost {
-            total_ms,
-            mean_chunk_ms: total_ms / chunk_ms.len() as f64,
+            total_ms: self.total_ms,
+            mean_chunk_ms: self.total_ms / self.count as f64,
             p95_chunk_ms: p95,
-            max_chunk_ms: *chunk_ms.last().unwrap_or(&0.0),
-            real_time_factor: total_ms / 1000.0 / audio_s.max(1e-9),
+            max_chunk_ms: self.max_ms,
+            real_time_factor: self.total_ms / 1000.0 / audio_s.max(1e-9),
         }
     }
 }
@@ -62,6 +85,86 @@ pub struct ListenCost {
     pub wake: StageCost,
 }
 
+/// What the always-on path heard, in stream order.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum ListenEvent {
+    Wake(WakeDetected),
+    SpeechStart { at_ms: u64 },
+    SpeechEnd(Utterance),
+}
+
+impl From<VadEvent> for ListenEvent {
+    fn from(e: VadEvent) -> Self {
+        match e {
+            VadEvent::SpeechStart { at_ms } => ListenEvent::SpeechStart { at_ms },
+            VadEvent::SpeechEnd(u) => ListenEvent::SpeechEnd(u),
+        }
+    }
+}
+
+/// One stream through VAD and the wake word: push 16 kHz mono audio in any chunk size, get
+/// typed events; every stage's cost per chunk is kept. The live loop and the file path both use it.
+pub struct Listener<'a, 'w> {
+    vad: &'a mut Vad,
+    wake: Option<&'a mut (dyn WakeDetector + 'w)>,
+    /// Let the wake detector skip its heavy stages while the VAD hears no voice (the always-on
+    /// saving; detections are unchanged, see `OpenWakeWord`).
+    gate_wake: bool,
+    vad_times: ChunkTimes,
+    wake_times: ChunkTimes,
+    samples: u64,
+    max_wake_score: f32,
+}
+
+impl<'a, 'w> Listener<'a, 'w> {
+    pub fn new(vad: &'a mut Vad, wake: Option<&'a mut (dyn WakeDetector + 'w)>, gate_wake: bool) -> Self {
+        Listener { vad, wake, gate_wake, vad_times: ChunkTimes::default(), wake_times: ChunkTimes::default(), samples: 0, max_wake_score: 0.0 }
+    }
+
+    /// Feeds one chunk (80 ms is what the stages work in; any size is accepted).
+    pub fn push(&mut self, chunk: &[f32]) -> Result<Vec<ListenEvent>, ListenError> {
+        self.samples += chunk.len() as u64;
+        let started = Instant::now();
+        let mut events: Vec<ListenEvent> = self.vad.push(chunk)?.into_iter().map(Into::into).collect();
+        self.vad_times.add(ms_since(started));
+        if let Some(wake) = self.wake.as_deref_mut() {
+            let started = Instant::now();
+            if self.gate_wake {
+                wake.set_last_voice_ms(self.vad.last_voice_ms());
+            }
+            let detections = wake.push(chunk)?;
+            self.wake_times.add(ms_since(started));
+            self.max_wake_score = self.max_wake_score.max(wake.last_score());
+            events.extend(detections.into_iter().map(ListenEvent::Wake));
+        }
+        Ok(events)
+    }
+
+    /// Ends the stream: an utterance still open is reported with reason `end_of_stream`.
+    pub fn finish(&mut self) -> Result<Vec<ListenEvent>, ListenError> {
+        Ok(self.vad.finish()?.into_iter().map(Into::into).collect())
+    }
+
+    /// Highest wake score so far (useful when tuning `wake.threshold`).
+    pub fn max_wake_score(&self) -> f32 {
+        self.max_wake_score
+    }
+
+    /// Cost so far (CPU time is measured by [`listen_samples`], not here).
+    pub fn cost(&self) -> ListenCost {
+        let audio_s = self.samples as f64 / SAMPLE_RATE as f64;
+        ListenCost {
+            audio_s,
+            cpu_s_per_audio_s: None,
+            chunks: self.vad_times.count,
+            chunk_ms: CHUNK as f64 * 1000.0 / SAMPLE_RATE as f64,
+            vad: self.vad_times.cost(audio_s),
+            wake: self.wake_times.cost(audio_s),
+        }
+    }
+}
+
 /// What the always-on path heard in a recording.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ListenReport {
@@ -72,48 +175,25 @@ pub struct ListenReport {
     pub cost: ListenCost,
 }
 
-/// Runs `samples` (16 kHz mono) through `vad` and `wake` in 80 ms chunks, then closes the
-/// stream (an utterance still open at the end is reported with reason `end_of_stream`).
-///
-/// With `gate_wake` the wake detector skips its heavy stages while the VAD hears no voice (the
-/// always-on saving; detections are unchanged, see `OpenWakeWord`).
-pub fn listen_samples(samples: &[f32], vad: &mut Vad, mut wake: Option<&mut (dyn WakeDetector + '_)>, gate_wake: bool) -> Result<ListenReport, ListenError> {
-    let mut report = ListenReport::default();
+/// Runs `samples` (16 kHz mono) through `vad` and `wake` in 80 ms chunks, as a live stream
+/// would arrive, then closes the stream. `gate_wake`: see [`Listener`].
+pub fn listen_samples(samples: &[f32], vad: &mut Vad, wake: Option<&mut (dyn WakeDetector + '_)>, gate_wake: bool) -> Result<ListenReport, ListenError> {
     let cpu_before = process_cpu_s();
-    let (mut vad_ms, mut wake_ms) = (Vec::new(), Vec::new());
-    let on_vad = |events: Vec<VadEvent>, report: &mut ListenReport| {
-        report.utterances.extend(events.into_iter().filter_map(|e| match e {
-            VadEvent::SpeechEnd(u) => Some(u),
-            VadEvent::SpeechStart { .. } => None,
-        }))
-    };
+    let mut listener = Listener::new(vad, wake, gate_wake);
+    let mut events = Vec::new();
     for chunk in samples.chunks(CHUNK) {
-        let started = Instant::now();
-        let events = vad.push(chunk)?;
-        vad_ms.push(ms_since(started));
-        on_vad(events, &mut report);
-        if let Some(wake) = wake.as_deref_mut() {
-            let started = Instant::now();
-            if gate_wake {
-                wake.set_last_voice_ms(vad.last_voice_ms());
-            }
-            let detections = wake.push(chunk)?;
-            wake_ms.push(ms_since(started));
-            report.max_wake_score = report.max_wake_score.max(wake.last_score());
-            report.wake.extend(detections);
+        events.extend(listener.push(chunk)?);
+    }
+    events.extend(listener.finish()?);
+    let mut report = ListenReport { max_wake_score: listener.max_wake_score(), cost: listener.cost(), ..Default::default() };
+    report.cost.cpu_s_per_audio_s = cpu_before.zip(process_cpu_s()).map(|(a, b)| (b - a) / report.cost.audio_s.max(1e-9));
+    for event in events {
+        match event {
+            ListenEvent::Wake(w) => report.wake.push(w),
+            ListenEvent::SpeechEnd(u) => report.utterances.push(u),
+            ListenEvent::SpeechStart { .. } => {}
         }
     }
-    on_vad(vad.finish()?, &mut report);
-    let audio_s = samples.len() as f64 / SAMPLE_RATE as f64;
-    let cpu_s = cpu_before.zip(process_cpu_s()).map(|(a, b)| b - a);
-    report.cost = ListenCost {
-        audio_s,
-        cpu_s_per_audio_s: cpu_s.map(|c| c / audio_s.max(1e-9)),
-        chunks: samples.len().div_ceil(CHUNK),
-        chunk_ms: CHUNK as f64 * 1000.0 / SAMPLE_RATE as f64,
-        vad: StageCost::from_chunks(vad_ms, audio_s),
-        wake: StageCost::from_chunks(wake_ms, audio_s),
-    };
     Ok(report)
 }
 

@@ -7,7 +7,7 @@
 mod support;
 
 use roxy::audio::wav::read_mono_16k;
-use roxy::listen::{listen_samples, ListenReport};
+use roxy::listen::{listen_samples, ListenEvent, ListenReport, Listener};
 use roxy::vad::{EndReason, EndpointSettings, SileroVad, Utterance, Vad, VadError};
 use roxy::wake::{WakeDetector, WakeError, WakeModels, WakeSettings};
 use std::path::{Path, PathBuf};
@@ -130,8 +130,7 @@ fn vad_cuts_at_max_utterance_length() {
         .iter()
         .flat_map(|t| [read_mono_16k(&lab.speak(t, voice)).unwrap().0, silence(0.2)].concat())
         .collect();
-    let mut settings = EndpointSettings::default();
-    settings.max_utterance_ms = 3000;
+    let settings = EndpointSettings { max_utterance_ms: 3000, ..Default::default() };
     let mut vad = Vad::new(&silero(), settings);
     let report = listen_samples(&speech, &mut vad, None, true).unwrap();
     println!("{:?}", report.utterances.iter().map(|u| (u.start_ms, u.end_ms, u.reason)).collect::<Vec<_>>());
@@ -243,18 +242,21 @@ fn chunk_size_does_not_change_what_is_heard() {
     let lab = SpeechLab::new();
     let samples = padded(&lab, "hey jarvis", Voice::new("en-gb", 160), 1.0);
     let whole = listen(&samples);
-    // Odd-sized chunks, as a capture callback delivers them.
+    // Odd-sized chunks, as a capture callback delivers them, through the streaming Listener.
     let mut vad = Vad::new(&silero(), EndpointSettings::default());
     let mut wake = jarvis().detector(WakeSettings::default());
-    let (mut utterances, mut wakes) = (Vec::new(), Vec::new());
+    let mut listener = Listener::new(&mut vad, Some(&mut wake), true);
+    let mut events = Vec::new();
     for chunk in samples.chunks(441) {
-        utterances.extend(vad.push(chunk).unwrap());
-        wakes.extend(wake.push(chunk).unwrap());
+        events.extend(listener.push(chunk).unwrap());
     }
-    utterances.extend(vad.finish().unwrap());
-    let ends: Vec<_> = utterances.iter().filter_map(|e| if let roxy::vad::VadEvent::SpeechEnd(u) = e { Some((u.start_ms, u.end_ms)) } else { None }).collect();
+    events.extend(listener.finish().unwrap());
+    assert!(matches!(events[0], ListenEvent::SpeechStart { .. }), "{events:?}");
+    let ends: Vec<_> = events.iter().filter_map(|e| if let ListenEvent::SpeechEnd(u) = e { Some((u.start_ms, u.end_ms)) } else { None }).collect();
+    let wakes: Vec<_> = events.iter().filter_map(|e| if let ListenEvent::Wake(w) = e { Some(w.clone()) } else { None }).collect();
     assert_eq!(ends, spans(&whole.utterances));
     assert_eq!(wakes, whole.wake);
+    assert_eq!(listener.cost().chunks, samples.len().div_ceil(441));
 }
 
 #[test]

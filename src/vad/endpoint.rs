@@ -282,8 +282,7 @@ mod tests {
 
     #[test]
     fn max_length_cuts_a_monologue() {
-        let mut s = EndpointSettings::default();
-        s.max_utterance_ms = 2000;
+        let s = EndpointSettings { max_utterance_ms: 2000, ..Default::default() };
         let events = run(s, &pattern(&[(SPEECH, 5000)]));
         let u = utterances(&events);
         assert!(u.len() >= 2, "{events:?}");
