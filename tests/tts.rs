@@ -156,7 +156,7 @@ fn faster_speed_gives_shorter_audio() {
 #[test]
 fn stream_yields_one_chunk_per_sentence_with_the_first_ready_early() {
     let text = "First, a short sentence. Then a second one that is quite a lot longer than the first. And a third.";
-    let chunks: Vec<_> = tts::stream(voice(), text, StreamOptions { sentence_silence_ms: 200 }).collect::<Result<_, _>>().unwrap();
+    let chunks: Vec<_> = tts::stream(voice(), text, StreamOptions { sentence_silence_ms: 200, early_first_clause: false }).collect::<Result<_, _>>().unwrap();
     assert_eq!(chunks.len(), 3);
     assert_eq!(chunks.iter().map(|c| c.index).collect::<Vec<_>>(), [0, 1, 2]);
     assert!(chunks[0].text.starts_with("First") && chunks[2].text.starts_with("And"));
@@ -175,6 +175,23 @@ fn stream_yields_one_chunk_per_sentence_with_the_first_ready_early() {
         chunks[0].duration_s(),
         chunks[2].ready_ms
     );
+}
+
+#[test]
+fn first_clause_is_synthesised_on_its_own_for_early_audio() {
+    let text = "Sure, I set a timer for ten minutes. It ends at 5:30.";
+    let early = StreamOptions { early_first_clause: true, ..StreamOptions::default() };
+    let chunks: Vec<_> = tts::stream(voice(), text, early).collect::<Result<_, _>>().unwrap();
+    let texts: Vec<&str> = chunks.iter().map(|c| c.text.as_str()).collect();
+    assert_eq!(texts, ["Sure,", "I set a timer for ten minutes.", "It ends at five thirty."]);
+    assert!(chunks[0].duration_s() < chunks[1].duration_s() / 2.0, "{:.2} s vs {:.2} s", chunks[0].duration_s(), chunks[1].duration_s());
+    for c in &chunks {
+        assert!(rms(&c.samples) > 0.02, "{:?} near silent", c.text);
+    }
+    let whole = StreamOptions { early_first_clause: false, ..StreamOptions::default() };
+    let first_whole = tts::stream(voice(), text, whole).next().unwrap().unwrap();
+    assert_eq!(first_whole.text, "Sure, I set a timer for ten minutes.");
+    println!("first audio: {:.0} ms with the clause split, {:.0} ms for the whole sentence", chunks[0].ready_ms, first_whole.ready_ms);
 }
 
 #[test]
@@ -257,4 +274,51 @@ fn corrupt_voice_files_are_reported_not_loaded() {
     std::fs::copy(real.join(format!("{VOICE}.json")), models.join(format!("{VOICE}.json"))).unwrap();
     let msg = tts::load_from_config(&TtsConfig::default(), &models, &Manifest::builtin()).unwrap_err().to_string();
     assert!(msg.contains("en_US-joe-medium.onnx") && msg.contains("damaged") && msg.contains("roxy models fetch"), "{msg}");
+}
+
+/// Assistant answers of the lengths the loop speaks: one word to a few sentences.
+const ANSWERS: [&str; 8] = [
+    "Done.",
+    "Sure, I set a timer for ten minutes.",
+    "It's 5:30 in the afternoon.",
+    "The weather in London tomorrow will be cloudy, with a high of 18°C and a light breeze.",
+    "I turned off the kitchen lights. The living room lights are still on.",
+    "Your next meeting is with Sarah at 3pm. It should take about 45 minutes, and it's in room 12.",
+    "That costs $12.50. Would you like me to add it to your shopping list?",
+    "Here is a longer answer. It has several sentences, so the first one should play well before the last is ready. That is what streaming is for.",
+];
+
+/// Time to first audio and real-time factor over [`ANSWERS`], with and without the early first
+/// clause: `cargo test -j2 --test tts bench -- --ignored --nocapture`. Prints, asserts nothing
+/// about speed (that depends on the machine); the numbers go in the issue.
+#[test]
+#[ignore = "benchmark: run explicitly"]
+fn bench_first_audio_and_real_time_factor() {
+    let runs = 3;
+    for early_first_clause in [false, true] {
+        let options = StreamOptions { early_first_clause, ..StreamOptions::default() };
+        let (mut first, mut rtf) = (Vec::new(), Vec::new());
+        for _ in 0..runs {
+            for text in ANSWERS {
+                let speech = tts::synthesize(voice(), text, options).unwrap();
+                first.push(speech.timings.first_audio_ms.unwrap());
+                rtf.push(speech.timings.real_time_factor.unwrap());
+            }
+        }
+        let pct = |v: &mut Vec<f64>, p: f64| {
+            v.sort_by(|a, b| a.total_cmp(b));
+            v[((v.len() - 1) as f64 * p).round() as usize]
+        };
+        println!(
+            "early_first_clause={early_first_clause}: first audio p50 {:.0} ms, p90 {:.0} ms, max {:.0} ms; RTF p50 {:.3}, p90 {:.3} ({} syntheses, {} threads available)",
+            pct(&mut first, 0.5),
+            pct(&mut first, 0.9),
+            pct(&mut first, 1.0),
+            pct(&mut rtf, 0.5),
+            pct(&mut rtf, 0.9),
+            first.len(),
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        );
+    }
+    println!("voice load (incl. warm-up run): {:.0} ms", voice().load_ms());
 }

@@ -125,11 +125,14 @@ pub fn load_from_config(config: &TtsConfig, models_dir: &Path, manifest: &Manife
 pub struct StreamOptions {
     /// Silence after each sentence but the last, as Piper does between sentences.
     pub sentence_silence_ms: u32,
+    /// Synthesise the first sentence's first clause on its own ("Sure," before "I set a timer
+    /// for ten minutes."): the first audio is ready after a few words instead of a sentence.
+    pub early_first_clause: bool,
 }
 
 impl StreamOptions {
     pub fn from_config(config: &TtsConfig) -> Self {
-        StreamOptions { sentence_silence_ms: config.sentence_silence_ms }
+        StreamOptions { sentence_silence_ms: config.sentence_silence_ms, early_first_clause: true }
     }
 }
 
@@ -164,7 +167,8 @@ impl AudioChunk {
 /// sentence. Empty or unspeakable text yields nothing.
 pub struct Stream<'a> {
     tts: &'a dyn Tts,
-    sentences: VecDeque<String>,
+    /// Text to synthesise, and whether it ends a sentence (and so is followed by silence).
+    sentences: VecDeque<(String, bool)>,
     index: usize,
     silence: usize,
     started: Instant,
@@ -172,7 +176,14 @@ pub struct Stream<'a> {
 
 pub fn stream<'a>(tts: &'a dyn Tts, text: &str, options: StreamOptions) -> Stream<'a> {
     let started = Instant::now();
-    let sentences = sentences::split(&normalize(text)).into();
+    let mut sentences: VecDeque<(String, bool)> = sentences::split(&normalize(text)).into_iter().map(|s| (s, true)).collect();
+    if options.early_first_clause {
+        if let Some((head, tail)) = sentences.front().and_then(|(first, _)| sentences::split_first_clause(first)) {
+            sentences.pop_front();
+            sentences.push_front((tail, true));
+            sentences.push_front((head, false));
+        }
+    }
     let silence = (tts.sample_rate() as u64 * options.sentence_silence_ms as u64 / 1000) as usize;
     Stream { tts, sentences, index: 0, silence, started }
 }
@@ -181,10 +192,10 @@ impl Iterator for Stream<'_> {
     type Item = Result<AudioChunk, TtsError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let text = self.sentences.pop_front()?;
+        let (text, ends_sentence) = self.sentences.pop_front()?;
         let synth_started = Instant::now();
         let result = self.tts.synthesize_sentence(&text).map(|mut samples| {
-            if !self.sentences.is_empty() && !samples.is_empty() {
+            if ends_sentence && !self.sentences.is_empty() && !samples.is_empty() {
                 samples.resize(samples.len() + self.silence, 0.0);
             }
             AudioChunk {

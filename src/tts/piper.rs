@@ -15,6 +15,8 @@ use std::time::Instant;
 
 /// More intra-op threads than this do not make a medium Piper voice faster on one sentence.
 const MAX_THREADS: usize = 4;
+/// A short utterance ("hello") run once at load.
+const WARM_UP: &str = "həlˈoʊ.";
 
 pub struct PiperVoice {
     session: Mutex<Session>,
@@ -60,9 +62,13 @@ impl PiperVoice {
             }
         }
         let has_sid = names.contains(&"sid");
-        let load_ms = started.elapsed().as_secs_f64() * 1000.0;
-        tracing::info!(model = %model.display(), load_ms, threads, "Piper voice loaded");
-        Ok(PiperVoice { session: Mutex::new(session), config, model_path: model.into(), scales, has_sid, load_ms })
+        let mut voice = PiperVoice { session: Mutex::new(session), config, model_path: model.into(), scales, has_sid, load_ms: 0.0 };
+        // ONNX Runtime allocates and picks kernels on the first run; pay that here, at load,
+        // rather than in the first sentence a user waits for.
+        voice.synthesize_phonemes(WARM_UP).map_err(|e| corrupt(format!("a test run failed: {e}")))?;
+        voice.load_ms = started.elapsed().as_secs_f64() * 1000.0;
+        tracing::info!(model = %model.display(), load_ms = voice.load_ms, threads, "Piper voice loaded");
+        Ok(voice)
     }
 
     pub fn config(&self) -> &VoiceConfig {

@@ -8,6 +8,36 @@
 /// would otherwise hold back the first audio by its whole length.
 pub const MAX_CHARS: usize = 240;
 
+/// Words either side of a clause mark for [`split_first_clause`] to cut there: a lone "Well,"
+/// is fine to say first, but a cut that leaves a one-word tail sounds clipped.
+const MIN_CLAUSE_WORDS: usize = 1;
+const MIN_TAIL_WORDS: usize = 3;
+
+/// Cuts a sentence after its first clause mark (`,` `;` `:`), so a first audio chunk can be made
+/// from a few words while the rest is synthesised: "Sure, I set a timer for ten minutes." →
+/// ("Sure,", "I set a timer for ten minutes."). `None` when there is no good place.
+pub fn split_first_clause(sentence: &str) -> Option<(String, String)> {
+    let mut words = 0;
+    for (i, c) in sentence.char_indices() {
+        if c.is_whitespace() {
+            continue;
+        }
+        let word_start = i == 0 || sentence[..i].ends_with(char::is_whitespace);
+        if word_start {
+            words += 1;
+        }
+        let at_word_end = sentence[i + c.len_utf8()..].starts_with(char::is_whitespace);
+        if matches!(c, ',' | ';' | ':') && at_word_end && words >= MIN_CLAUSE_WORDS {
+            let (head, tail) = sentence.split_at(i + c.len_utf8());
+            if tail.split_whitespace().count() >= MIN_TAIL_WORDS {
+                return Some((head.trim().to_string(), tail.trim().to_string()));
+            }
+            return None;
+        }
+    }
+    None
+}
+
 /// Splits `text` into trimmed, non-empty sentences, each keeping its closing punctuation.
 pub fn split(text: &str) -> Vec<String> {
     let chars: Vec<char> = text.chars().collect();
@@ -97,6 +127,17 @@ mod tests {
         assert!(split("").is_empty());
         assert!(split("   ").is_empty());
         assert!(split("... ?!").is_empty());
+    }
+
+    #[test]
+    fn first_clause_is_cut_where_it_helps() {
+        let cut = split_first_clause;
+        assert_eq!(cut("Sure, I set a timer for ten minutes."), Some(("Sure,".into(), "I set a timer for ten minutes.".into())));
+        assert_eq!(cut("In London today: sunny and warm."), Some(("In London today:".into(), "sunny and warm.".into())));
+        // Tail too short, or no clause mark.
+        assert_eq!(cut("Yes, of course."), None);
+        assert_eq!(cut("I set a timer for ten minutes."), None);
+        assert_eq!(cut(""), None);
     }
 
     #[test]
