@@ -244,6 +244,19 @@ fn missing_voice_files_name_the_file_and_the_fix() {
 }
 
 #[test]
+fn a_configured_kokoro_voice_falls_back_to_the_installed_piper_voice() {
+    let config = TtsConfig { voice: "kokoro-v1.0".into(), ..TtsConfig::default() };
+    let voice = tts::load_from_config(&config, &models_dir(), &Manifest::builtin()).unwrap();
+    assert!(voice.model_path().ends_with(VOICE), "{}", voice.model_path().display());
+    assert_eq!(voice.sample_rate(), 22_050);
+
+    // With nothing installed, the error names the Piper voice the default tier would install.
+    let empty = tempfile::tempdir().unwrap();
+    let msg = tts::load_from_config(&config, empty.path(), &Manifest::builtin()).unwrap_err().to_string();
+    assert!(msg.contains("en_US-joe-medium.onnx") && msg.contains("--tier default"), "{msg}");
+}
+
+#[test]
 fn corrupt_voice_files_are_reported_not_loaded() {
     let dir = tempfile::tempdir().unwrap();
     let real = models_dir();

@@ -2,10 +2,20 @@
 //!
 //! [`Tts`] is the seam the voice loop talks to: one sentence of normalised text in, mono audio
 //! at [`Tts::sample_rate`] out. Normalising, splitting and streaming live here, above the seam,
-//! so every backend (Piper now; Kokoro, which phonemises itself and uses style vectors, later)
-//! gets them for free. [`stream`] yields audio sentence by sentence, so playback can start after
-//! the first sentence instead of the whole answer; [`spawn_stream`] does the same on a thread,
-//! synthesising sentence N+1 while N plays.
+//! so every backend gets them for free. [`stream`] yields audio sentence by sentence, so
+//! playback can start after the first sentence instead of the whole answer; [`spawn_stream`]
+//! does the same on a thread, synthesising sentence N+1 while N plays.
+//!
+//! Kokoro (v1.0, the 32 GB tier's voice; not implemented yet) fits the same seam: a second
+//! `Tts` whose `synthesize_sentence` phonemises with [`espeak`] too (kokoro-js, the reference
+//! for its ONNX export, uses espeak-ng IPA), maps phonemes to ids with `tokenizer.json`'s
+//! vocab, picks the style vector for that length from the voice file (`voices/<name>.bin`:
+//! 510 × 256 f32, one row per token count), and runs `model.onnx` (`input_ids` i64 [1, N+2]
+//! padded with 0, `style` f32 [1, 256], `speed` f32 [1]) → 24 kHz audio. A Mac user downloads,
+//! per `models/manifest.toml` (`roxy models fetch --tier 32gb`), from
+//! onnx-community/Kokoro-82M-v1.0-ONNX: `onnx/model.onnx` (fp32, about 0.3 GB),
+//! `tokenizer.json` and `voices/af_heart.bin` (0.5 MB). Until it exists,
+//! `tts.voice = "kokoro-v1.0"` falls back to the bundled Piper voice with a warning.
 
 pub mod espeak;
 pub mod normalize;
@@ -84,7 +94,7 @@ pub fn load_from_config(config: &TtsConfig, models_dir: &Path, manifest: &Manife
     let wanted = if config.voice.starts_with("piper-") { config.voice.as_str() } else { "" };
     let Some(resolved) = models::resolve(manifest, models_dir, "tts", wanted).filter(|r| r.id.starts_with("piper-")) else {
         // Name the first missing file, not just the model: that is what the user will look for.
-        let expected = manifest.find(&config.voice, &platform).or_else(|| {
+        let expected = manifest.find(wanted, &platform).or_else(|| {
             manifest.for_tier("default", &platform).find(|m| m.role == "tts" && m.id.starts_with("piper-"))
         });
         if let Some(missing) = expected.and_then(|m| m.files.iter().map(|f| models_dir.join(&f.path)).find(|p| !p.is_file())) {
