@@ -45,6 +45,20 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Record from the microphone for a moment and report what arrives: device, format, level,
+    /// and whether it is delivering only silence (muted, or access denied).
+    Mic {
+        #[arg(long, default_value_t = 3.0)]
+        seconds: f32,
+        /// Input device name (see `roxy doctor --json`); default: the system's default input.
+        #[arg(long)]
+        device: Option<String>,
+        /// Also save the 16 kHz capture as a WAV file.
+        #[arg(long)]
+        save: Option<std::path::PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Per-stage timing statistics (count, avg, min, max, p50/p90/p99, target) of the last session.
     Stats {
         #[arg(long)]
@@ -171,6 +185,7 @@ fn run(cli: Cli, paths: &Paths) -> Result<ExitCode> {
         Command::Models { command } => models_command(command, paths, &manifest),
         Command::Memory { command } => cli_memory::memory_command(command, paths),
         Command::Cache { command } => cli_memory::cache_command(command, paths),
+        Command::Mic { seconds, device, save, json } => mic_command(seconds, device.as_deref(), save.as_deref(), json),
         Command::Stats { json } => {
             let stats = roxy::metrics::load(&roxy::metrics::stats_file(&paths.data_dir))?;
             if json {
@@ -385,6 +400,49 @@ fn run_command(input: Option<&std::path::Path>, text: Option<&str>, output: &std
             println!("      stt {}, llm first token {}, tts first audio {}, end of speech to first audio {}", ms(t.ms.stt), ms(t.ms.llm_first_token), ms(t.ms.tts_first_audio), ms(t.ms.e2e_first_audio));
         }
         eprintln!("replies written to {} (timings: roxy stats)", output.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn mic_command(seconds: f32, device: Option<&str>, save: Option<&std::path::Path>, json: bool) -> Result<ExitCode> {
+    use roxy::audio::capture::{CaptureEvent, Microphone, SAMPLE_RATE};
+    let mic = Microphone::open(device)?;
+    let until = std::time::Instant::now() + std::time::Duration::from_secs_f32(seconds.max(0.1));
+    let (mut samples, mut silent_ms, mut overruns, mut lost) = (Vec::new(), None, 0u64, Vec::new());
+    while let Some(left) = until.checked_duration_since(std::time::Instant::now()) {
+        match mic.events().recv_timeout(left) {
+            Ok(CaptureEvent::Audio(chunk)) => samples.extend(chunk),
+            Ok(CaptureEvent::SilentInput { ms }) => silent_ms = Some(ms),
+            Ok(CaptureEvent::Overrun { dropped }) => overruns += dropped,
+            Ok(CaptureEvent::DeviceLost { message }) => lost.push(message),
+            Ok(CaptureEvent::Started(_)) => {}
+            Err(_) => break,
+        }
+    }
+    let peak = samples.iter().fold(0.0f32, |m, s| m.max(s.abs()));
+    let rms = (samples.iter().map(|s| s * s).sum::<f32>() / samples.len().max(1) as f32).sqrt();
+    let dbfs = |v: f32| if v > 0.0 { (20.0 * v.log10() * 10.0).round() / 10.0 } else { f32::NEG_INFINITY };
+    if let Some(path) = save {
+        roxy::audio::wav::write_mono(path, &samples, SAMPLE_RATE)?;
+    }
+    let silent = silent_ms.is_some() || peak == 0.0;
+    let hint = silent.then_some("the microphone delivers only silence: unmute it, or on macOS allow Roxy under System Settings → Privacy & Security → Microphone");
+    if json {
+        print_json(&serde_json::json!({
+            "device": mic.format(), "seconds": samples.len() as f64 / SAMPLE_RATE as f64, "samples_16k": samples.len(),
+            "peak_dbfs": if peak > 0.0 { Some(dbfs(peak)) } else { None }, "rms_dbfs": if rms > 0.0 { Some(dbfs(rms)) } else { None },
+            "silent": silent, "overrun_samples": overruns, "device_lost": lost, "hint": hint,
+        }))?;
+    } else {
+        let f = mic.format();
+        println!("device  {} ({} Hz, {} ch, {})", f.device, f.sample_rate, f.channels, f.sample_format);
+        println!("got     {:.2} s of audio at 16 kHz, peak {:.1} dBFS, rms {:.1} dBFS", samples.len() as f64 / SAMPLE_RATE as f64, dbfs(peak), dbfs(rms));
+        for message in &lost {
+            println!("lost    {message}");
+        }
+        if let Some(hint) = hint {
+            println!("warning {hint}");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

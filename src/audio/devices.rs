@@ -21,7 +21,7 @@ pub struct Devices {
 /// Lists input and output devices. Never fails: a machine without sound hardware has none.
 pub fn list() -> Devices {
     #[cfg(target_os = "linux")]
-    alsa_quiet::install();
+    quiet_alsa();
     let host = cpal::default_host();
     let default_in = host.default_input_device().and_then(|d| d.name().ok());
     let default_out = host.default_output_device().and_then(|d| d.name().ok());
@@ -48,6 +48,11 @@ pub fn list() -> Devices {
 /// ALSA prints a line to stderr for every PCM plugin it probes and cannot open (pulse, jack,
 /// oss…): dozens on a machine without sound hardware, burying Roxy's own output. Send them to
 /// the debug log instead.
+#[cfg(target_os = "linux")]
+pub(crate) fn quiet_alsa() {
+    alsa_quiet::install();
+}
+
 #[cfg(target_os = "linux")]
 mod alsa_quiet {
     use std::ffi::CStr;

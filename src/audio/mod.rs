@@ -1,5 +1,6 @@
 //! Audio in and out: device discovery (here), capture and playback.
 
+pub mod capture;
 pub mod devices;
 pub mod resample;
 pub mod wav;

@@ -35,6 +35,47 @@ pub fn resample_mono(samples: &[f32], from: u32, to: u32) -> Result<Vec<f32>, Re
     Ok(output.take_data().into_iter().take(frames).collect())
 }
 
+/// Fixed-ratio resampling of a live stream: push any number of samples, get what is ready.
+/// Keeps the filter state between pushes, so chunk edges leave no clicks.
+pub struct StreamResampler {
+    inner: Option<Fft<f32>>,
+    pending: Vec<f32>,
+}
+
+impl StreamResampler {
+    pub fn new(from: u32, to: u32) -> Result<StreamResampler, ResampleError> {
+        if from == 0 || to == 0 {
+            return Err(ResampleError::Rate { from, to, message: "sample rates must be above zero".into() });
+        }
+        let inner = (from != to)
+            .then(|| Fft::<f32>::new(from as usize, to as usize, CHUNK_FRAMES, 1, FixedSync::Input))
+            .transpose()
+            .map_err(|e| ResampleError::Rate { from, to, message: e.to_string() })?;
+        Ok(StreamResampler { inner, pending: Vec::new() })
+    }
+
+    pub fn push(&mut self, samples: &[f32]) -> Result<Vec<f32>, ResampleError> {
+        let Some(resampler) = self.inner.as_mut() else {
+            return Ok(samples.to_vec());
+        };
+        self.pending.extend_from_slice(samples);
+        let mut out = Vec::new();
+        loop {
+            let need = resampler.input_frames_next();
+            if self.pending.len() < need {
+                break;
+            }
+            let fail = |message: String| ResampleError::Rate { from: 0, to: 0, message };
+            let input = InterleavedSlice::new(&self.pending[..need], 1, need).map_err(|e| fail(e.to_string()))?;
+            let chunk = resampler.process(&input, None).map_err(|e| fail(e.to_string()))?;
+            let frames = chunk.frames();
+            out.extend(chunk.take_data().into_iter().take(frames));
+            self.pending.drain(..need);
+        }
+        Ok(out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,5 +125,23 @@ mod tests {
         assert_eq!(resample_mono(&[0.5, -0.5], 16000, 16000).unwrap(), vec![0.5, -0.5]);
         assert!(resample_mono(&[], 44100, 16000).unwrap().is_empty());
         assert!(resample_mono(&[0.0], 0, 16000).is_err());
+    }
+
+    #[test]
+    fn a_stream_resampled_in_odd_chunks_matches_the_rate_and_the_tone() {
+        let input = sine(440.0, 48000, 1.0);
+        let mut stream = StreamResampler::new(48000, 16000).unwrap();
+        let mut out = Vec::new();
+        for chunk in input.chunks(317) {
+            out.extend(stream.push(chunk).unwrap());
+        }
+        // All but the last partial block is out: within one block of a third of the input.
+        assert!((16000 - out.len() as i64).unsigned_abs() <= 1024, "{}", out.len());
+        // Still a 440 Hz tone: count zero crossings over the settled middle part.
+        let middle = &out[2000..14000];
+        let crossings = middle.windows(2).filter(|w| (w[0] < 0.0) != (w[1] < 0.0)).count();
+        let hz = crossings as f32 / 2.0 / (middle.len() as f32 / 16000.0);
+        assert!((hz - 440.0).abs() < 5.0, "{hz} Hz");
+        assert!(StreamResampler::new(16000, 16000).unwrap().push(&[0.5, -0.5]).unwrap() == vec![0.5, -0.5]);
     }
 }

@@ -1,0 +1,52 @@
+//! Live capture through the real cpal/ALSA stack. There is no sound card here, so the tests
+//! point ALSA's default PCM at its `null` plugin (a device that records exact zeros) through a
+//! private `~/.asoundrc` — the same path a muted or permission-blocked Mac microphone takes.
+#![cfg(target_os = "linux")]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn roxy(home: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_roxy"))
+        .args(args)
+        .env("HOME", home)
+        .env("ROXY_DATA_DIR", home.join("data"))
+        .env("ROXY_CONFIG", home.join("config.toml"))
+        .env_remove("ROXY_LOG")
+        .output()
+        .unwrap()
+}
+
+fn said(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+#[test]
+fn a_silent_microphone_is_opened_resampled_and_reported_as_silent() {
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(home.path().join(".asoundrc"), "pcm.!default {\n  type null\n}\n").unwrap();
+    let saved = home.path().join("capture.wav");
+    let out = roxy(home.path(), &["mic", "--seconds", "2.5", "--json", "--save", saved.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", said(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["device"]["device"], "default", "{report}");
+    assert!(report["device"]["sample_rate"].as_u64().unwrap() >= 8000, "{report}");
+    assert!(report["samples_16k"].as_u64().unwrap() >= 16000, "audio arrived: {report}");
+    assert_eq!(report["silent"], true, "{report}");
+    assert!(report["hint"].as_str().unwrap().contains("Privacy & Security"), "{report}");
+
+    let wav = hound::WavReader::open(&saved).unwrap();
+    assert_eq!(wav.spec().sample_rate, 16000);
+    assert_eq!(wav.spec().channels, 1);
+    assert_eq!(wav.len() as u64, report["samples_16k"].as_u64().unwrap());
+}
+
+#[test]
+fn a_missing_microphone_is_a_clear_error() {
+    let home = tempfile::tempdir().unwrap();
+    let out = roxy(home.path(), &["mic", "--seconds", "0.5", "--device", "Imaginary USB Mic"]);
+    assert!(!out.status.success());
+    let text = said(&out);
+    assert!(text.contains("no microphone found named \"Imaginary USB Mic\"") && text.contains("Fix:"), "{text}");
+    assert!(!text.contains("panicked"), "{text}");
+}
