@@ -173,6 +173,18 @@ mod tests {
     }
 
     #[test]
+    fn concurrent_callers_get_the_same_phonemes() {
+        // espeak keeps global state; the mutex must make parallel callers safe and consistent.
+        let expected = phonemize_joined("The quick brown fox, at five thirty.", "en-us").unwrap();
+        let threads: Vec<_> = (0..4)
+            .map(|_| std::thread::spawn(|| (0..25).map(|_| phonemize_joined("The quick brown fox, at five thirty.", "en-us").unwrap()).collect::<Vec<_>>()))
+            .collect();
+        for t in threads {
+            assert!(t.join().unwrap().iter().all(|p| *p == expected));
+        }
+    }
+
+    #[test]
     fn language_flags_are_removed() {
         assert_eq!(strip_language_flags("(fr)bɔ̃ʒuʁ(en)"), "bɔ̃ʒuʁ");
     }

@@ -55,6 +55,8 @@ static UNITS: LazyLock<Regex> = LazyLock::new(|| {
         r"({NUMBER})(?:\s?(km/h|kph|mph|km|cm|mm|kg|mg|lbs|lb|oz|ft|mi|ml|GB|MB|KB|TB|kW|kHz|MHz|GHz|Hz|sec|min|ms)|(m|g|s|h|l|L|W|V|in))\b"
     ))
 });
+static FRACTION: LazyLock<Regex> = LazyLock::new(|| re(r"\b([1-9])/([2-4])\b"));
+static HASH_NUMBER: LazyLock<Regex> = LazyLock::new(|| re(r"#(\d)"));
 static ORDINAL: LazyLock<Regex> = LazyLock::new(|| re(r"\b(\d+)(st|nd|rd|th)\b"));
 /// Four digits after a word that introduces a year.
 static YEAR: LazyLock<Regex> = LazyLock::new(|| re(r"(?i)\b(in|since|from|until|till|by|of|year|before|after|circa|around)\s+(1[1-9]\d\d|20\d\d)\b"));
@@ -96,6 +98,8 @@ pub fn normalize(text: &str) -> String {
         })
         .into_owned();
     s = UNITS.replace_all(&s, unit).into_owned();
+    s = HASH_NUMBER.replace_all(&s, "number $1").into_owned();
+    s = FRACTION.replace_all(&s, fraction).into_owned();
     s = ORDINAL.replace_all(&s, |c: &Captures| c[1].parse().map(numbers::ordinal).unwrap_or_else(|_| c[0].to_string())).into_owned();
     s = YEAR.replace_all(&s, |c: &Captures| format!("{} {}", &c[1], numbers::year(c[2].parse().unwrap_or(0)))).into_owned();
     s = RANGE.replace_all(&s, |c: &Captures| format!("{} to {}", number_words(&c[1]), number_words(&c[2]))).into_owned();
@@ -175,6 +179,22 @@ fn time(c: &Captures) -> String {
         _ => numbers::cardinal(minute),
     };
     [hour_words.as_str(), minute_words.as_str(), suffix.unwrap_or("")].iter().filter(|w| !w.is_empty()).copied().collect::<Vec<_>>().join(" ")
+}
+
+/// Halves, thirds and quarters; other slashes (24/7, and/or) stay slashes.
+fn fraction(c: &Captures) -> String {
+    let (n, d): (u64, u64) = (c[1].parse().unwrap_or(0), c[2].parse().unwrap_or(0));
+    if n >= d {
+        return c[0].to_string();
+    }
+    let name = match (d, n) {
+        (2, _) => "half",
+        (3, 1) => "third",
+        (3, _) => "thirds",
+        (4, 1) => "quarter",
+        _ => "quarters",
+    };
+    format!("{} {name}", numbers::cardinal(n))
 }
 
 fn unit(c: &Captures) -> String {
@@ -273,6 +293,8 @@ mod tests {
         says("the 1990s", "the nineteen nineties");
         says("pages 5-10", "pages five to ten");
         says("2000 people", "two thousand people");
+        says("1/2 cup and 3/4 of it", "one half cup and three quarters of it");
+        says("open 24/7", "open twenty-four/seven");
     }
 
     #[test]
@@ -281,6 +303,7 @@ mod tests {
         says("Fruit, e.g. apples", "Fruit, for example apples");
         says("apples, pears, etc. Then more.", "apples, pears, et cetera. Then more.");
         says("No. 5", "number five");
+        says("You are #1", "You are number one");
         says("cats vs. dogs", "cats versus dogs");
         says("Tom & Jerry", "Tom and Jerry");
     }
