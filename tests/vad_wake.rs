@@ -12,7 +12,7 @@ use roxy::vad::{EndReason, EndpointSettings, SileroVad, Utterance, Vad, VadError
 use roxy::wake::{WakeDetector, WakeError, WakeModels, WakeSettings};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
-use support::{all_voices, voice_sample, Encoding, Noise, SpeechLab, Voice, COMMANDS};
+use support::{all_voices, voice_sample, Encoding, Noise, SpeechLab, Voice, COMMANDS, VOICE_NAMES};
 
 const RATE: usize = 16_000;
 
@@ -88,6 +88,21 @@ fn vad_finds_utterance_boundaries_in_padded_speech() {
             assert!(u.audio_start_ms + 200 <= truth_start, "pre-roll missing: audio from {} ms, sound at {truth_start}", u.audio_start_ms);
             let audio_end = u.audio_start_ms + (u.samples.len() * 1000 / RATE) as u64;
             assert!(audio_end >= truth_end, "utterance audio ends at {audio_end} ms, before the sound ({truth_end})");
+        }
+    }
+}
+
+#[test]
+fn vad_hears_one_word_replies() {
+    let lab = SpeechLab::new();
+    for voice in VOICE_NAMES.map(|name| Voice::new(name, 200)) {
+        for word in ["Yes.", "No.", "Stop.", "Hi."] {
+            let samples = padded(&lab, word, voice, 1.0);
+            let report = listen(&samples);
+            assert_eq!(report.utterances.len(), 1, "{voice} {word:?}: {:?}", spans(&report.utterances));
+            let (start, end) = sound_extent_ms(&samples);
+            let u = &report.utterances[0];
+            assert!(u.start_ms.abs_diff(start) <= 150 && u.end_ms.abs_diff(end) <= 150, "{voice} {word:?}: {:?} vs sound {start}–{end}", spans(&report.utterances));
         }
     }
 }

@@ -18,7 +18,8 @@ pub struct EndpointSettings {
     pub threshold: f32,
     /// Below this (once in speech) a frame counts as silence.
     pub neg_threshold: f32,
-    /// Voiced time needed before an utterance starts: less is a click or a cough.
+    /// Voiced time needed before an utterance starts: less is a click. Below silero's offline
+    /// 250 ms because one-word replies ("Hi.", "No.") can be ~200 ms.
     pub min_speech_ms: u32,
     /// A pause this long inside the onset is tolerated (a short first word followed by a stop
     /// consonant: "What t-ime"); a longer one abandons it.
@@ -46,7 +47,7 @@ impl EndpointSettings {
             threshold: config.threshold,
             // silero-vad's default hysteresis.
             neg_threshold: (config.threshold - 0.15).max(0.01),
-            min_speech_ms: 250,
+            min_speech_ms: 180,
             onset_gap_ms: 300,
             end_silence_ms: config.end_silence_ms,
             max_utterance_ms: config.max_utterance_ms,
