@@ -43,8 +43,9 @@ static ABBREVIATIONS: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
 /// A number as written: thousands separated by commas (or not), an optional decimal part.
 const NUMBER: &str = r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?";
 
-static MONEY: LazyLock<Regex> =
-    LazyLock::new(|| re(&format!(r"([$€£])\s?((?:\d{{1,3}}(?:,\d{{3}})+|\d+))(?:\.(\d{{1,2}}))?(?:\s?(thousand|million|billion|trillion|[kKmMbB]n?)\b)?")));
+static MONEY: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"([$€£])\s?((?:\d{1,3}(?:,\d{3})+|\d+))(?:\.(\d{1,2}))?(?:\s?(thousand|million|billion|trillion|[kKmMbB]n?)\b)?")
+});
 static TIME: LazyLock<Regex> = LazyLock::new(|| re(r"\b(\d{1,2}):(\d{2})(?:\s?([aApP])\.?[mM]\b)?"));
 static HOUR_AM_PM: LazyLock<Regex> = LazyLock::new(|| re(r"\b(\d{1,2})\s?([aApP])\.?[mM]\b"));
 static PERCENT: LazyLock<Regex> = LazyLock::new(|| re(&format!(r"(-?{NUMBER})\s?%")));

@@ -41,11 +41,17 @@ fn below_thousand(n: u64) -> String {
         0..=19 => ONES[n as usize].to_string(),
         20..=99 => {
             let tens = TENS[(n / 10) as usize];
-            if n % 10 == 0 { tens.to_string() } else { format!("{tens}-{}", ONES[(n % 10) as usize]) }
+            match n % 10 {
+                0 => tens.to_string(),
+                units => format!("{tens}-{}", ONES[units as usize]),
+            }
         }
         _ => {
             let hundreds = format!("{} hundred", ONES[(n / 100) as usize]);
-            if n % 100 == 0 { hundreds } else { format!("{hundreds} {}", below_thousand(n % 100)) }
+            match n % 100 {
+                0 => hundreds,
+                rest => format!("{hundreds} {}", below_thousand(rest)),
+            }
         }
     }
 }

@@ -55,7 +55,7 @@ pub fn split(text: &str) -> Vec<String> {
             while j < chars.len() && matches!(chars[j], '.' | '!' | '?' | '…' | '"' | '\'' | ')' | '”' | '’') {
                 j += 1;
             }
-            let next_word = chars[j..].iter().skip_while(|c| c.is_whitespace()).next();
+            let next_word = chars[j..].iter().find(|c| !c.is_whitespace());
             let spaced = j == chars.len() || chars[j].is_whitespace();
             // A lower-case word after the period means it did not end the sentence ("et cetera. and").
             if spaced && next_word.is_none_or(|w| !w.is_lowercase()) {
@@ -143,7 +143,7 @@ mod tests {
     #[test]
     fn long_sentences_are_cut_at_clauses() {
         let clause = "this clause has a handful of words in it";
-        let long = vec![clause; 12].join(", ") + ".";
+        let long = [clause; 12].join(", ") + ".";
         let parts = split(&long);
         assert!(parts.len() > 1, "{parts:?}");
         for p in &parts {
