@@ -131,13 +131,14 @@ impl MiniLm {
             .map_err(|e| MemoryError::Embedder(format!("{} is unreadable ({e}). Fix: run `roxy models verify` and `roxy models fetch`", tokenizer.display())))?;
         let env = crate::onnx::environment(models_dir).map_err(|e| MemoryError::Embedder(e.to_string()))?;
         let fail = |e: ort::Error| MemoryError::Embedder(format!("loading {}: {e}. Fix: run `roxy models verify` and `roxy models fetch`", model.display()));
-        // Two threads: embedding runs beside the voice loop and must not starve it.
+        // One thread: a spoken sentence is ~10-30 tokens, too little to share, and spinning
+        // worker threads would take cores from Whisper and the LLM.
         let setup = |e: String| MemoryError::Embedder(format!("setting up the ONNX session for {}: {e}", model.display()));
         let session = Session::builder(&env)
             .map_err(|e| setup(e.to_string()))?
             .with_optimization_level(GraphOptimizationLevel::Level3)
             .map_err(|e| setup(e.to_string()))?
-            .with_intra_threads(2)
+            .with_intra_threads(1)
             .map_err(|e| setup(e.to_string()))?
             .with_inter_threads(1)
             .map_err(|e| setup(e.to_string()))?
