@@ -350,16 +350,17 @@ pub fn cache_command(command: CacheCommand, paths: &Paths) -> Result<ExitCode> {
             if json {
                 print_json(&stats)?;
             } else {
-                println!("{:<10} {:>8} {:>10} {:>8} {:>8} {:>8}", "kind", "entries", "MB", "hits", "misses", "hit rate");
+                const MIB: f64 = 1024.0 * 1024.0;
+                println!("{:<10} {:>8} {:>10} {:>8} {:>8} {:>8}", "kind", "entries", "MiB", "hits", "misses", "hit rate");
                 for k in &stats.kinds {
                     let name = match k.kind {
                         CacheKind::LlmText => "llm",
                         CacheKind::TtsAudio => "tts",
                         CacheKind::Skill => "skill",
                     };
-                    println!("{name:<10} {:>8} {:>10.2} {:>8} {:>8} {:>7.1}%", k.entries, k.bytes as f64 / 1e6, k.hits, k.misses, k.hit_rate * 100.0);
+                    println!("{name:<10} {:>8} {:>10.2} {:>8} {:>8} {:>7.1}%", k.entries, k.bytes as f64 / MIB, k.hits, k.misses, k.hit_rate * 100.0);
                 }
-                println!("total {:.2} MB of {:.0} MB", stats.total_bytes as f64 / 1e6, stats.max_bytes as f64 / 1e6);
+                println!("total {:.2} MiB of {:.0} MiB (memory.cache_max_mb)", stats.total_bytes as f64 / MIB, stats.max_bytes as f64 / MIB);
             }
         }
         CacheCommand::Purge { json } => {
