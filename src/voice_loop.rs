@@ -155,7 +155,10 @@ impl Engine {
             .spawn(move || -> Result<(Vec<f32>, Option<(Instant, Instant)>), TtsError> {
                 let mut audio = Vec::new();
                 let mut first = None;
-                for (sentence, handed_over) in sentences_rx {
+                for (n, (sentence, handed_over)) in sentences_rx.into_iter().enumerate() {
+                    // Only the reply's opening clause is worth speaking early; later sentences
+                    // are made while earlier ones play.
+                    let options = StreamOptions { early_first_clause: n == 0 && options.early_first_clause, ..options };
                     for chunk in tts::stream(tts.as_ref(), &sentence, options) {
                         let chunk = chunk?;
                         if first.is_none() && !chunk.samples.is_empty() {
