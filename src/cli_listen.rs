@@ -14,9 +14,16 @@ use std::process::ExitCode;
 
 #[derive(clap::Args)]
 pub struct ListenArgs {
-    /// A WAV file (any rate or channel count), streamed through VAD and the wake word in 80 ms chunks.
+    /// A WAV file (any rate or channel count), streamed through VAD and the wake word in 80 ms
+    /// chunks. Without it Roxy listens to the microphone until Ctrl-C (or `--seconds`).
     #[arg(long)]
-    input: PathBuf,
+    input: Option<PathBuf>,
+    /// Live mode: the input device (default: the system's default input).
+    #[arg(long, conflicts_with = "input")]
+    device: Option<String>,
+    /// Live mode: stop after this many seconds.
+    #[arg(long, conflicts_with = "input")]
+    seconds: Option<f32>,
     /// Wake-word model (default: config `wake.model`): hey_jarvis, alexa, hey_mycroft, hey_rhasspy, timer, weather.
     #[arg(long)]
     model: Option<String>,
@@ -82,7 +89,10 @@ fn run_file(file: &Path, config: &Config, wake_cfg: &WakeConfig, models_dir: &Pa
 pub fn listen_command(args: ListenArgs, paths: &Paths, manifest: &Manifest) -> Result<ExitCode> {
     let config = Config::load(&paths.config_file, MemoryInfo::detect())?.config;
     let wake_cfg = wake_config(&config, &args.model, args.threshold)?;
-    let (report, info) = run_file(&args.input, &config, &wake_cfg, &paths.models_dir, !args.no_gate)?;
+    let Some(input) = args.input.clone() else {
+        return listen_live(&args, &config, &wake_cfg, paths, manifest);
+    };
+    let (report, info) = run_file(&input, &config, &wake_cfg, &paths.models_dir, !args.no_gate)?;
     let stt = if args.no_stt || report.utterances.is_empty() {
         None
     } else {
@@ -115,7 +125,7 @@ pub fn listen_command(args: ListenArgs, paths: &Paths, manifest: &Manifest) -> R
             })
             .collect();
         let out = serde_json::json!({
-            "file": args.input, "input": info, "wake_model": wake_cfg.enabled.then_some(&wake_cfg.model),
+            "file": input, "input": info, "wake_model": wake_cfg.enabled.then_some(&wake_cfg.model),
             "wake": report.wake, "max_wake_score": report.max_wake_score,
             "utterances": utterances, "cost": report.cost,
         });
@@ -156,6 +166,76 @@ pub fn wake_command(args: WakeArgs, paths: &Paths) -> Result<ExitCode> {
             println!("{}", serde_json::json!({"model": d.model, "t": d.at_ms as f64 / 1000.0, "score": d.score}));
         } else {
             println!("{:.2} s  {} (score {:.3})", d.at_ms as f64 / 1000.0, d.model, d.score);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `roxy listen` on the microphone: one line per event (JSON lines with `--json`).
+fn listen_live(args: &ListenArgs, config: &Config, wake_cfg: &WakeConfig, paths: &Paths, manifest: &Manifest) -> Result<ExitCode> {
+    use roxy::audio::capture::{CaptureEvent, Microphone};
+    use roxy::listen::{ListenEvent, Listener};
+    let silero = SileroVad::load(&paths.models_dir)?;
+    let mut vad = Vad::new(&silero, EndpointSettings::from_config(&config.vad));
+    let mut wake = if wake_cfg.enabled {
+        Some(WakeModels::load(&paths.models_dir, &wake_cfg.model)?.detector(WakeSettings::from_config(wake_cfg)))
+    } else {
+        None
+    };
+    let stt = if args.no_stt { None } else { Some(Stt::from_config(&config.stt, &paths.models_dir, manifest)?) };
+    let mic = Microphone::open(args.device.as_deref())?;
+    let mut listener = Listener::new(&mut vad, wake.as_mut().map(|w| w as &mut dyn WakeDetector), !args.no_gate);
+    let say = |kind: &str, value: serde_json::Value, text: String| {
+        if args.json {
+            let mut line = serde_json::json!({ "event": kind });
+            if let (Some(line), Some(extra)) = (line.as_object_mut(), value.as_object()) {
+                line.extend(extra.clone());
+            }
+            println!("{line}");
+        } else {
+            println!("{text}");
+        }
+    };
+    let until = args.seconds.map(|s| std::time::Instant::now() + std::time::Duration::from_secs_f32(s.max(0.0)));
+    loop {
+        let wait = match until {
+            Some(t) => match t.checked_duration_since(std::time::Instant::now()) {
+                Some(left) => left,
+                None => break,
+            },
+            None => std::time::Duration::from_secs(3600),
+        };
+        let event = match mic.events().recv_timeout(wait) {
+            Ok(event) => event,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+        };
+        match event {
+            CaptureEvent::Audio(chunk) => {
+                for event in listener.push(&chunk)? {
+                    match event {
+                        ListenEvent::Wake(w) => say("wake", serde_json::to_value(&w)?, format!("wake word {} (score {:.2})", w.model, w.score)),
+                        ListenEvent::SpeechStart { at_ms } => say("speech_start", serde_json::json!({ "at_ms": at_ms }), format!("speech at {at_ms} ms")),
+                        ListenEvent::SpeechEnd(u) => {
+                            let text = match &stt {
+                                Some(stt) => Some(stt.transcribe(&u.samples)?.text),
+                                None => None,
+                            };
+                            let shown = text.clone().unwrap_or_default();
+                            say("utterance", serde_json::json!({ "start_ms": u.start_ms, "end_ms": u.end_ms, "text": text }), format!("heard ({}-{} ms): {shown}", u.start_ms, u.end_ms));
+                        }
+                    }
+                }
+            }
+            CaptureEvent::SilentInput { ms } => say(
+                "silent_input",
+                serde_json::json!({ "ms": ms }),
+                format!("warning: {ms} ms of pure silence from the microphone: unmute it, or on macOS allow Roxy under System Settings → Privacy & Security → Microphone"),
+            ),
+            CaptureEvent::DeviceLost { message } => say("device_lost", serde_json::json!({ "message": message }), format!("microphone lost: {message}; waiting for it to come back")),
+            // First on opening, again after a lost device came back.
+            CaptureEvent::Started(f) => say("started", serde_json::json!({ "device": f }), format!("listening on {} ({} Hz, {} ch); Ctrl-C stops", f.device, f.sample_rate, f.channels)),
+            CaptureEvent::Overrun { dropped } => tracing::debug!(dropped, "capture overrun"),
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -50,3 +50,26 @@ fn a_missing_microphone_is_a_clear_error() {
     assert!(text.contains("no microphone found named \"Imaginary USB Mic\"") && text.contains("Fix:"), "{text}");
     assert!(!text.contains("panicked"), "{text}");
 }
+
+#[test]
+fn live_listening_reports_a_silent_microphone_and_stops_on_time() {
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(home.path().join(".asoundrc"), "pcm.!default {\n  type null\n}\n").unwrap();
+    let models = std::env::var_os("ROXY_MODELS_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".roxy/models"));
+    let out = Command::new(env!("CARGO_BIN_EXE_roxy"))
+        .args(["listen", "--seconds", "3", "--json", "--no-stt"])
+        .env("HOME", home.path())
+        .env("ROXY_MODELS_DIR", models)
+        .env("ROXY_DATA_DIR", home.path().join("data"))
+        .env("ROXY_CONFIG", home.path().join("config.toml"))
+        .env_remove("ROXY_LOG")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", said(&out));
+    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(events.first().map(|e| e["event"].clone()), Some("started".into()), "{events:?}");
+    assert!(events.iter().any(|e| e["event"] == "silent_input"), "zeros are reported: {events:?}");
+    assert!(!events.iter().any(|e| e["event"] == "wake" || e["event"] == "utterance"), "silence triggers nothing: {events:?}");
+}
