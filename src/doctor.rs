@@ -123,6 +123,8 @@ pub fn run(paths: &Paths, manifest: &Manifest) -> Report {
         Err(e) => Check::new("onnx-runtime", Level::Error, e.to_string(), Some("roxy models fetch --tier default".into())),
     });
 
+    checks.push(llm_worker_check());
+
     let devices = crate::audio::devices::list();
     let default_in = devices.inputs.iter().find(|d| d.is_default).or(devices.inputs.first());
     checks.push(match default_in {
@@ -140,6 +142,22 @@ pub fn run(paths: &Paths, manifest: &Manifest) -> Report {
     });
 
     Report { platform: models::current_platform(), memory, tier, mode, paths: paths.clone(), checks }
+}
+
+/// The `roxy-llm` worker is found, starts, and speaks this engine's protocol version.
+fn llm_worker_check() -> Check {
+    let fix = "build it with `cargo build -p roxy-llm` (or install it next to roxy), or set ROXY_LLM_WORKER".to_string();
+    let path = match crate::llm::find_worker(None) {
+        Ok(path) => path,
+        Err(e) => return Check::new("llm-worker", Level::Error, e.to_string(), Some(fix)),
+    };
+    let supervisor = crate::llm::LlmSupervisor::new(crate::llm::LlmSettings { idle_timeout: None, ..crate::llm::LlmSettings::new("") });
+    let check = match supervisor.ping() {
+        Ok(info) => Check::new("llm-worker", Level::Ok, format!("{} ({}, protocol v{}, {})", path.display(), info.version, info.protocol, info.backend), None),
+        Err(e) => Check::new("llm-worker", Level::Error, e.to_string(), Some(fix)),
+    };
+    supervisor.stop();
+    check
 }
 
 fn gib(bytes: u64) -> f64 {

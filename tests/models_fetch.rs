@@ -320,6 +320,13 @@ fn doctor_and_verify_report_a_damaged_default_model_with_its_fix() {
     let (_, vad) = doctor(&models);
     assert_eq!(vad["level"], "ok", "{vad}");
 
+    // The worker check pings the real roxy-llm (built beside roxy by `cargo build --workspace`).
+    let out = roxy(root.path(), None, &models, &["doctor", "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let worker = report["checks"].as_array().unwrap().iter().find(|c| c["name"] == "llm-worker").cloned().unwrap();
+    assert_eq!(worker["level"], "ok", "{worker}");
+    assert!(worker["detail"].as_str().unwrap().contains(&format!("protocol v{}", roxy_protocol::PROTOCOL_VERSION)), "{worker}");
+
     flip_a_byte(&models.join("vad/silero_vad.onnx"), 100_000);
     let (ok, vad) = doctor(&models);
     assert!(!ok, "doctor exits non-zero when a model is damaged");
