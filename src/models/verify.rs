@@ -50,6 +50,19 @@ pub enum FileStatus {
     Unreadable { error: String },
 }
 
+impl FileStatus {
+    /// The problem in a few words, for errors that name the file themselves.
+    pub fn detail(&self) -> String {
+        match self {
+            FileStatus::Ok => "ok".into(),
+            FileStatus::Missing => "missing".into(),
+            FileStatus::Corrupt { expected, actual } => format!("expected {expected}, found {actual}"),
+            FileStatus::Unverified => "no checksum to verify it against".into(),
+            FileStatus::Unreadable { error } => error.clone(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct FileReport {
     pub model: String,

@@ -167,7 +167,7 @@ impl Stt {
         // so a file the manifest pins is checked before it is handed over.
         if let Some(model) = manifest.find(&resolved.id, &models::current_platform()) {
             if let Some(bad) = models::check_model(model, models_dir).into_iter().find(|r| !r.is_ok()) {
-                return Err(SttError::ModelCorrupt { path: bad.path.clone(), detail: describe_status(&bad.status) });
+                return Err(SttError::ModelCorrupt { path: bad.path.clone(), detail: bad.status.detail() });
             }
         }
         let mut settings = SttSettings::new(resolved.path);
@@ -312,16 +312,6 @@ fn resolve_language(language: &str, multilingual: bool) -> Result<Option<String>
         return Ok(Some("en".into()));
     }
     Ok(Some(language))
-}
-
-fn describe_status(status: &models::FileStatus) -> String {
-    match status {
-        models::FileStatus::Corrupt { expected, actual } => format!("expected {expected}, found {actual}"),
-        models::FileStatus::Missing => "missing".into(),
-        models::FileStatus::Unverified => "no checksum to verify it against".into(),
-        models::FileStatus::Unreadable { error } => error.clone(),
-        models::FileStatus::Ok => "ok".into(),
-    }
 }
 
 fn ms_since(started: Instant) -> f64 {

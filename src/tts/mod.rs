@@ -111,13 +111,7 @@ pub fn load_from_config(config: &TtsConfig, models_dir: &Path, manifest: &Manife
     }
     if let Some(model) = manifest.find(&resolved.id, &platform) {
         if let Some(bad) = models::check_model(model, models_dir).into_iter().find(|r| !r.is_ok()) {
-            let detail = match &bad.status {
-                models::FileStatus::Corrupt { expected, actual } => format!("expected {expected}, found {actual}"),
-                models::FileStatus::Unreadable { error } => error.clone(),
-                models::FileStatus::Unverified => "no checksum to verify it against".into(),
-                models::FileStatus::Missing => "missing".into(),
-                models::FileStatus::Ok => unreachable!("filtered out above"),
-            };
+            let detail = bad.status.detail();
             return Err(match bad.status {
                 models::FileStatus::Missing if bad.path.extension().is_some_and(|e| e == "json") => TtsError::ConfigMissing { path: bad.path },
                 models::FileStatus::Missing => TtsError::VoiceMissing { path: bad.path },
