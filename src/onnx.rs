@@ -67,3 +67,13 @@ pub fn environment(models_dir: &Path) -> Result<ort::environment::Environment, O
     let outcome = RUNTIME.get().expect("ensure_runtime initialised it");
     outcome.as_ref().map(|(_, env)| env.clone()).map_err(Clone::clone)
 }
+
+/// A session builder for Roxy's small always-on models (VAD, wake word, embeddings): fully
+/// optimised, one thread each, so they never take cores from Whisper or the LLM.
+pub fn single_threaded_builder(env: &ort::environment::Environment) -> ort::Result<ort::session::builder::SessionBuilder> {
+    Ok(ort::session::Session::builder(env)?
+        .with_optimization_level(ort::session::builder::GraphOptimizationLevel::Level3)?
+        .with_intra_threads(1)?
+        .with_inter_threads(1)?)
+}
+

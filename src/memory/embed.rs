@@ -8,7 +8,6 @@
 //! reference tokenizer. `tests/memory.rs` checks the ids against the reference on sample text.
 
 use super::MemoryError;
-use ort::session::builder::GraphOptimizationLevel;
 use ort::session::Session;
 use ort::value::TensorRef;
 use std::collections::HashMap;
@@ -134,13 +133,7 @@ impl MiniLm {
         // One thread: a spoken sentence is ~10-30 tokens, too little to share, and spinning
         // worker threads would take cores from Whisper and the LLM.
         let setup = |e: String| MemoryError::Embedder(format!("setting up the ONNX session for {}: {e}", model.display()));
-        let session = Session::builder(&env)
-            .map_err(|e| setup(e.to_string()))?
-            .with_optimization_level(GraphOptimizationLevel::Level3)
-            .map_err(|e| setup(e.to_string()))?
-            .with_intra_threads(1)
-            .map_err(|e| setup(e.to_string()))?
-            .with_inter_threads(1)
+        let session = crate::onnx::single_threaded_builder(&env)
             .map_err(|e| setup(e.to_string()))?
             .commit_from_file(&model)
             .map_err(fail)?;

@@ -11,7 +11,6 @@ pub use endpoint::{EndpointSettings, Endpointer};
 pub use silero::{SileroStream, SileroVad, FRAME};
 
 use crate::onnx::OnnxError;
-use ort::session::builder::GraphOptimizationLevel;
 use ort::session::Session;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -162,13 +161,6 @@ pub(crate) fn open_session(path: &Path, models_dir: &Path) -> Result<Session, Va
     }
     let env = crate::onnx::environment(models_dir)?;
     let setup = |e: String| VadError::Inference(format!("setting up the ONNX session for {}: {e}", path.display()));
-    let mut builder = Session::builder(&env)
-        .map_err(|e| setup(e.to_string()))?
-        .with_optimization_level(GraphOptimizationLevel::Level3)
-        .map_err(|e| setup(e.to_string()))?
-        .with_intra_threads(1)
-        .map_err(|e| setup(e.to_string()))?
-        .with_inter_threads(1)
-        .map_err(|e| setup(e.to_string()))?;
+    let mut builder = crate::onnx::single_threaded_builder(&env).map_err(|e| setup(e.to_string()))?;
     builder.commit_from_file(path).map_err(|e| VadError::ModelCorrupt { path: path.into(), detail: e.to_string() })
 }
