@@ -1,0 +1,394 @@
+//! Roxy's brain: the router between skills (instant, local), the local LLM and, only when
+//! the user turned it on, a cloud LLM behind the privacy gateway.
+//!
+//! Routing, per utterance:
+//! 1. The intent matcher scores every skill (cosine to its template phrases). Skills at or
+//!    above `router.intent_threshold` are tried best first; the first that understands the
+//!    utterance (its parameters parse) answers. Timed as `intent` and `skill`.
+//! 2. Otherwise the LLM answers, with the conversation and recalled facts as context.
+//! 3. The cloud is used only when `cloud.enabled` and a key is set, and then only when:
+//!    - the user asks for it ("ask the cloud …", "search online for …"), or
+//!    - the request is long-form work a small local model does badly: it starts with
+//!      explain / write / draft / summarize / compare / translate / plan, or has over 30 words, or
+//!    - the local LLM is unavailable (no model, worker failed) or answered nothing.
+//!
+//!    Everything sent passes the privacy gateway first (unless `cloud.privacy_gateway` is off).
+
+pub mod cloud;
+pub mod intent;
+pub mod privacy;
+pub mod skills;
+
+use crate::config::Config;
+use crate::llm::{ChatMessage, GenerateOptions, LlmError, LlmSettings, LlmSupervisor, Role, StopReason, SYSTEM_PROMPT};
+use crate::memory::{Embedder, MemoryError, Store};
+use crate::metrics::{Registry, Stage};
+use crate::models::Manifest;
+use cloud::{CloudClient, CloudError};
+use intent::IntentMatcher;
+use privacy::{Gateway, Kind, Redactions};
+use regex::Regex;
+use serde::Serialize;
+use skills::{Action, Launcher, Plan, Skill, TimerFired, Timers};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::mpsc::Receiver;
+use std::sync::{Arc, LazyLock};
+use std::time::Instant;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BrainError {
+    #[error("the intent model could not be loaded: {0}")]
+    Intent(#[source] MemoryError),
+    #[error("{0}")]
+    NoLlm(String),
+    #[error(transparent)]
+    Llm(#[from] LlmError),
+    #[error(transparent)]
+    Cloud(#[from] CloudError),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Route {
+    Skill,
+    Local,
+    Cloud,
+}
+
+/// The router's choice for one utterance, before anything runs.
+pub enum Decision {
+    Skill { skill: &'static str, confidence: f32, plan: Plan },
+    Llm { confidence: f32, cloud: bool, question: String },
+}
+
+impl Decision {
+    pub fn route(&self) -> Route {
+        match self {
+            Decision::Skill { .. } => Route::Skill,
+            Decision::Llm { cloud: true, .. } => Route::Cloud,
+            Decision::Llm { .. } => Route::Local,
+        }
+    }
+
+    pub fn skill(&self) -> Option<&'static str> {
+        match self {
+            Decision::Skill { skill, .. } => Some(skill),
+            Decision::Llm { .. } => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct BrainTimes {
+    pub intent: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skill: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub llm_first_token: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub llm_total: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Reply {
+    pub route: Route,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skill: Option<&'static str>,
+    /// The best skill's similarity (also when the LLM answered).
+    pub confidence: f32,
+    pub text: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action: Option<Action>,
+    /// A skill understood but could not do it; the text says why.
+    pub failed: bool,
+    /// What the privacy gateway replaced before the cloud saw it, by kind.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub redacted: BTreeMap<Kind, usize>,
+    pub ms: BrainTimes,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tokens_per_s: Option<f64>,
+}
+
+/// What the brain needs from the rest of Roxy.
+pub struct BrainDeps {
+    pub embedder: Arc<dyn Embedder>,
+    /// Facts for remember/recall and names for the privacy gateway; `None` runs without them.
+    pub store: Option<Arc<Store>>,
+    pub metrics: Arc<Registry>,
+    pub launcher: Arc<dyn Launcher>,
+}
+
+pub struct Brain {
+    skills: Vec<Arc<dyn Skill>>,
+    intents: IntentMatcher,
+    threshold: f32,
+    llm: Result<LlmSupervisor, String>,
+    options: GenerateOptions,
+    cloud: Option<Result<CloudClient, String>>,
+    privacy_gateway: bool,
+    store: Option<Arc<Store>>,
+    metrics: Arc<Registry>,
+}
+
+impl Brain {
+    /// Builds every skill and embeds their templates (once). Timers that come due arrive on
+    /// the returned channel, for the coordinator to speak.
+    pub fn new(config: &Config, models_dir: &Path, manifest: &Manifest, deps: BrainDeps) -> Result<(Brain, Receiver<TimerFired>), BrainError> {
+        let (timers, fired) = Timers::start();
+        let mut list: Vec<Arc<dyn Skill>> = vec![
+            Arc::new(skills::Clock::default()),
+            Arc::new(skills::Timer::new(timers)),
+            Arc::new(skills::Calculator),
+            Arc::new(skills::SystemInfo),
+            Arc::new(skills::Open::new(config.skills.clone(), deps.launcher)),
+            Arc::new(skills::Stats::new(deps.metrics.clone())),
+            Arc::new(skills::Stop),
+        ];
+        if let Some(store) = &deps.store {
+            list.push(Arc::new(skills::Remember::new(store.clone(), deps.embedder.clone())));
+            list.push(Arc::new(skills::Recall::new(store.clone(), deps.embedder.clone())));
+            list.push(Arc::new(skills::Forget::new(store.clone(), deps.embedder.clone())));
+        }
+        let intents = IntentMatcher::new(&list, deps.embedder).map_err(BrainError::Intent)?;
+        let llm = LlmSettings::from_config(&config.llm, models_dir, manifest).map(LlmSupervisor::new).map_err(|e| e.to_string());
+        let cloud = config.cloud.enabled.then(|| CloudClient::from_config(&config.cloud).map_err(|e| e.to_string()));
+        Ok((
+            Brain {
+                skills: list,
+                intents,
+                threshold: config.router.intent_threshold,
+                llm,
+                options: GenerateOptions::from_config(&config.llm),
+                cloud,
+                privacy_gateway: config.cloud.privacy_gateway,
+                store: deps.store,
+                metrics: deps.metrics,
+            },
+            fired,
+        ))
+    }
+
+    pub fn skill_names(&self) -> Vec<&'static str> {
+        self.skills.iter().map(|s| s.name()).collect()
+    }
+
+    pub fn intents(&self) -> &IntentMatcher {
+        &self.intents
+    }
+
+    /// The local LLM, when a model is installed.
+    pub fn llm(&self) -> Option<&LlmSupervisor> {
+        self.llm.as_ref().ok()
+    }
+
+    /// Loads the local LLM now instead of at the first question.
+    pub fn warm_up(&self) -> Result<(), BrainError> {
+        let llm = self.llm.as_ref().map_err(|e| BrainError::NoLlm(e.clone()))?;
+        llm.load()?;
+        Ok(())
+    }
+
+    /// Routes `utterance` without running anything (the plan is ready to run).
+    pub fn decide(&self, utterance: &str) -> Result<Decision, BrainError> {
+        let scores = self.intents.scores(utterance).map_err(BrainError::Intent)?;
+        let best = scores.first().map_or(0.0, |s| s.similarity);
+        for score in scores.iter().take_while(|s| s.similarity >= self.threshold) {
+            let skill = &self.skills[score.skill];
+            if let Some(plan) = skill.plan(utterance) {
+                return Ok(Decision::Skill { skill: skill.name(), confidence: score.similarity, plan });
+            }
+        }
+        let (cloud, question) = self.cloud_rule(utterance);
+        Ok(Decision::Llm { confidence: best, cloud, question })
+    }
+
+    fn cloud_ready(&self) -> bool {
+        matches!(self.cloud, Some(Ok(_)))
+    }
+
+    /// Whether the cloud should answer before the local LLM is tried, and the question to ask.
+    fn cloud_rule(&self, utterance: &str) -> (bool, String) {
+        static ASKED: LazyLock<Regex> = LazyLock::new(|| {
+            Regex::new(r"(?i)^\s*(hey roxy,?\s*)?(ask (the )?cloud|ask online|search online( for)?|use the cloud( to)?)\b[,:]?\s*").unwrap()
+        });
+        static LONG_FORM: LazyLock<Regex> =
+            LazyLock::new(|| Regex::new(r"(?i)^\s*(please\s+)?(explain|write|draft|summari[sz]e|compare|translate|plan)\b").unwrap());
+        if !self.cloud_ready() {
+            return (false, utterance.to_string());
+        }
+        if let Some(m) = ASKED.find(utterance) {
+            return (true, utterance[m.end()..].to_string());
+        }
+        let long = LONG_FORM.is_match(utterance) || utterance.split_whitespace().count() > 30;
+        (long, utterance.to_string())
+    }
+
+    /// Answers `utterance`. `context` is the conversation so far and recalled facts (see
+    /// `memory::chat_context`); `on_text` gets the answer as it is produced.
+    pub fn answer(&self, utterance: &str, context: &[ChatMessage], on_text: &mut dyn FnMut(&str)) -> Result<Reply, BrainError> {
+        let started = Instant::now();
+        let decision = self.decide(utterance)?;
+        let intent_ms = ms_since(started);
+        self.metrics.record_ms(Stage::Intent, intent_ms);
+        let mut reply = Reply {
+            route: decision.route(),
+            skill: decision.skill(),
+            confidence: 0.0,
+            text: String::new(),
+            action: None,
+            failed: false,
+            redacted: BTreeMap::new(),
+            ms: BrainTimes { intent: intent_ms, ..Default::default() },
+            tokens: None,
+            tokens_per_s: None,
+        };
+        match decision {
+            Decision::Skill { confidence, plan, .. } => {
+                let t = Instant::now();
+                let done = plan();
+                let skill_ms = ms_since(t);
+                self.metrics.record_ms(Stage::Skill, skill_ms);
+                if !done.text.is_empty() {
+                    on_text(&done.text);
+                }
+                reply.confidence = confidence;
+                reply.ms.skill = Some(skill_ms);
+                reply.text = done.text;
+                reply.action = done.action;
+                reply.failed = done.failed;
+            }
+            Decision::Llm { confidence, cloud, question } => {
+                reply.confidence = confidence;
+                let mut messages = Vec::with_capacity(context.len() + 2);
+                messages.push(ChatMessage::new(Role::System, SYSTEM_PROMPT));
+                messages.extend_from_slice(context);
+                messages.push(ChatMessage::new(Role::User, question));
+                let local = if cloud { None } else { Some(self.local(&messages, on_text, &mut reply)) };
+                let fall_back = match &local {
+                    None => true,
+                    Some(Ok(())) => reply.text.trim().is_empty() && self.cloud_ready(),
+                    Some(Err(e)) if self.cloud_ready() => {
+                        tracing::warn!("local LLM failed ({e}); asking the cloud");
+                        true
+                    }
+                    Some(Err(_)) => false,
+                };
+                if fall_back && self.cloud_ready() {
+                    reply.route = Route::Cloud;
+                    self.cloud(&messages, on_text, &mut reply)?;
+                } else if let Some(result) = local {
+                    result?;
+                }
+            }
+        }
+        Ok(reply)
+    }
+
+    fn local(&self, messages: &[ChatMessage], on_text: &mut dyn FnMut(&str), reply: &mut Reply) -> Result<(), BrainError> {
+        let llm = self.llm.as_ref().map_err(|e| BrainError::NoLlm(e.clone()))?;
+        let t = Instant::now();
+        let mut first = None;
+        let completion = llm.generate(messages, &self.options, |piece| {
+            first.get_or_insert_with(|| ms_since(t));
+            on_text(piece);
+        })?;
+        let total = ms_since(t);
+        first.inspect(|ms| self.metrics.record_ms(Stage::LlmFirstToken, *ms));
+        self.metrics.record_ms(Stage::LlmTotal, total);
+        let stats = &completion.stats;
+        let decode_ms = stats.total_ms.saturating_sub(stats.first_token_ms) as f64;
+        reply.tokens = Some(stats.completion_tokens);
+        if stats.completion_tokens > 1 && decode_ms > 0.0 {
+            reply.tokens_per_s = Some(round1((stats.completion_tokens - 1) as f64 / (decode_ms / 1000.0)));
+        }
+        reply.ms.llm_first_token = first;
+        reply.ms.llm_total = Some(total);
+        reply.text = completion.text.trim().to_string();
+        if stats.stop_reason == StopReason::Cancelled {
+            reply.action = Some(Action::Stop);
+        }
+        Ok(())
+    }
+
+    fn cloud(&self, messages: &[ChatMessage], on_text: &mut dyn FnMut(&str), reply: &mut Reply) -> Result<(), BrainError> {
+        let Some(Ok(client)) = &self.cloud else { return Err(BrainError::NoLlm("the cloud is not configured".into())) };
+        let mut redactions = Redactions::default();
+        let outgoing: Vec<ChatMessage> = if self.privacy_gateway {
+            let gateway = Gateway::new(&self.known_names());
+            messages.iter().map(|m| ChatMessage::new(m.role, gateway.redact(&m.content, &mut redactions))).collect()
+        } else {
+            messages.to_vec()
+        };
+        if !redactions.is_empty() {
+            tracing::info!(redacted = ?redactions.counts(), "privacy gateway redacted personal data before the cloud request");
+        }
+        let mut restorer = redactions.restorer();
+        let t = Instant::now();
+        let mut first = None;
+        let mut text = String::new();
+        let mut emit = |piece: &str| {
+            if !piece.is_empty() {
+                first.get_or_insert_with(|| ms_since(t));
+                text.push_str(piece);
+                on_text(piece);
+            }
+        };
+        client.chat(&outgoing, self.options.max_tokens, self.options.temperature, &mut |piece| emit(&restorer.push(piece)))?;
+        emit(&restorer.finish());
+        reply.ms.llm_first_token = first;
+        reply.ms.llm_total = Some(ms_since(t));
+        reply.text = text.trim().to_string();
+        reply.redacted = redactions.counts().clone();
+        Ok(())
+    }
+
+    /// People's names the user mentioned in stored facts, for the gateway to hide.
+    fn known_names(&self) -> Vec<String> {
+        let Some(store) = &self.store else { return Vec::new() };
+        match store.facts().list() {
+            Ok(facts) => privacy::names_in(facts.iter().map(|f| f.text.as_str())),
+            Err(e) => {
+                tracing::warn!("could not read facts for the privacy gateway: {e}");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Stops a local generation in progress (barge-in).
+    pub fn cancel(&self) -> bool {
+        self.llm.as_ref().is_ok_and(|llm| llm.cancel())
+    }
+
+    pub fn shutdown(&self) {
+        if let Ok(llm) = &self.llm {
+            llm.stop();
+        }
+    }
+}
+
+fn ms_since(t: Instant) -> f64 {
+    round1(t.elapsed().as_secs_f64() * 1000.0)
+}
+
+fn round1(v: f64) -> f64 {
+    (v * 10.0).round() / 10.0
+}
+
+impl BrainDeps {
+    /// The usual dependencies: the memory store in `data_dir` (run without it, with a warning,
+    /// if it cannot be opened), MiniLM from `models_dir`, and the OS launcher.
+    pub fn open(data_dir: &Path, models_dir: &Path, metrics: Arc<Registry>) -> Result<BrainDeps, BrainError> {
+        let embedder: Arc<dyn Embedder> = Arc::new(crate::memory::MiniLm::load(models_dir).map_err(BrainError::Intent)?);
+        let store = match Store::open_in(data_dir) {
+            Ok(store) => Some(Arc::new(store)),
+            Err(e) => {
+                tracing::warn!("memory is unavailable, so remember/recall are off: {e}");
+                None
+            }
+        };
+        Ok(BrainDeps { embedder, store, metrics, launcher: Arc::new(skills::SystemLauncher) })
+    }
+}

@@ -1,0 +1,163 @@
+//! Remember, recall and forget facts the user tells Roxy, in the memory store (found by
+//! meaning, so "where did I park" finds "my car is on level 3").
+
+use super::words::second_person;
+use super::{Plan, Skill, SkillReply};
+use crate::memory::{Embedder, Store};
+use regex::Regex;
+use std::sync::{Arc, LazyLock};
+
+/// Cosine (plus word bonus) at or above which a recalled fact answers the question.
+const ANSWERS: f64 = 0.45;
+
+#[derive(Clone)]
+struct FactStore {
+    store: Arc<Store>,
+    embedder: Arc<dyn Embedder>,
+}
+
+pub struct Remember(FactStore);
+pub struct Recall(FactStore);
+pub struct Forget(FactStore);
+
+impl Remember {
+    pub fn new(store: Arc<Store>, embedder: Arc<dyn Embedder>) -> Remember {
+        Remember(FactStore { store, embedder })
+    }
+}
+
+impl Recall {
+    pub fn new(store: Arc<Store>, embedder: Arc<dyn Embedder>) -> Recall {
+        Recall(FactStore { store, embedder })
+    }
+}
+
+impl Forget {
+    pub fn new(store: Arc<Store>, embedder: Arc<dyn Embedder>) -> Forget {
+        Forget(FactStore { store, embedder })
+    }
+}
+
+fn strip_lead(text: &str, lead: &Regex) -> Option<String> {
+    let m = lead.find(text)?;
+    let rest = text[m.end()..].trim().trim_end_matches(['.', '!', '?']).trim();
+    (!rest.is_empty()).then(|| rest.to_string())
+}
+
+impl Skill for Remember {
+    fn name(&self) -> &'static str {
+        "remember"
+    }
+
+    fn templates(&self) -> &'static [&'static str] {
+        &[
+            "remember that my sister's birthday is june 5rd",
+            "remember my car is parked on level 5",
+            "please remember that the wifi password is hunter5",
+            "note that my dentist appointment is on friday",
+            "don't forget that i'm allergic to peanuts",
+            "keep in mind that my favourite colour is blue",
+        ]
+    }
+
+    fn plan(&self, utterance: &str) -> Option<Plan> {
+        static LEAD: LazyLock<Regex> = LazyLock::new(|| {
+            Regex::new(r"(?i)^\s*(hey roxy,?\s*)?(please\s+)?(remember|note|don't forget|do not forget|keep in mind|make a note)( that)?\b[,:]?").unwrap()
+        });
+        let fact = strip_lead(utterance, &LEAD)?;
+        let facts = self.0.clone();
+        Some(Box::new(move || match facts.store.facts_by_meaning(facts.embedder.as_ref()).remember(&fact) {
+            Ok(r) if r.merged => SkillReply::say(format!("I already knew that; updated: {}.", second_person(&r.fact.text))),
+            Ok(r) => SkillReply::say(format!("Got it: {}.", second_person(&r.fact.text))),
+            Err(e) => SkillReply::failed(format!("I couldn't save that: {e}")),
+        }))
+    }
+}
+
+impl Skill for Recall {
+    fn name(&self) -> &'static str {
+        "recall"
+    }
+
+    fn templates(&self) -> &'static [&'static str] {
+        &[
+            "what do you know about me",
+            "what did i tell you about my car",
+            "do you remember my sister's birthday",
+            "what's my wifi password",
+            "where did i park my car",
+            "when is my sister's birthday",
+            "what am i allergic to",
+            "what did i ask you to remember",
+        ]
+    }
+
+    fn plan(&self, utterance: &str) -> Option<Plan> {
+        static EVERYTHING: LazyLock<Regex> =
+            LazyLock::new(|| Regex::new(r"(?i)\bwhat (do you know about me|did i ask you to remember|have i told you)\b").unwrap());
+        static ABOUT_ME: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?i)\b(my|i|me|mine)\b").unwrap());
+        static OPENER: LazyLock<Regex> =
+            LazyLock::new(|| Regex::new(r"(?i)^\s*(what|when|where|who|which|do you remember|what's|whats|how)\b").unwrap());
+        let facts = self.0.clone();
+        if EVERYTHING.is_match(utterance) {
+            return Some(Box::new(move || match facts.store.facts().list() {
+                Ok(list) if list.is_empty() => SkillReply::say("You haven't asked me to remember anything yet."),
+                Ok(list) => {
+                    let shown: Vec<String> = list.iter().take(5).map(|f| second_person(&f.text)).collect();
+                    let more = if list.len() > 5 { format!(", and {} more", list.len() - 5) } else { String::new() };
+                    SkillReply::say(format!("You told me: {}{more}.", shown.join("; ")))
+                }
+                Err(e) => SkillReply::failed(format!("I couldn't read my memory: {e}")),
+            }));
+        }
+        // Only questions about the user's own things: "what's the capital of France" is not.
+        if !OPENER.is_match(utterance) || !ABOUT_ME.is_match(utterance) {
+            return None;
+        }
+        let recalled = facts.store.facts_by_meaning(facts.embedder.as_ref()).recall(utterance, 1);
+        let best = match recalled {
+            Ok(found) => found.into_iter().next().filter(|(_, score)| *score >= ANSWERS),
+            Err(e) => return Some(Box::new(move || SkillReply::failed(format!("I couldn't search my memory: {e}")))),
+        };
+        // Nothing stored about it: the LLM may still know (it is not a personal fact after all).
+        let (fact, _) = best?;
+        Some(Box::new(move || SkillReply::say(format!("You told me {}.", second_person(&fact.text)))))
+    }
+}
+
+impl Skill for Forget {
+    fn name(&self) -> &'static str {
+        "forget"
+    }
+
+    fn templates(&self) -> &'static [&'static str] {
+        &["forget that my car is on level 5", "forget my wifi password", "delete the fact about my sister", "forget what i told you about my dentist"]
+    }
+
+    fn plan(&self, utterance: &str) -> Option<Plan> {
+        static LEAD: LazyLock<Regex> = LazyLock::new(|| {
+            Regex::new(r"(?i)^\s*(please\s+)?(forget|delete|remove|erase)( that| what i told you about| the fact about| about)?\b").unwrap()
+        });
+        let what = strip_lead(utterance, &LEAD)?;
+        let facts = self.0.clone();
+        Some(Box::new(move || {
+            let view = facts.store.facts_by_meaning(facts.embedder.as_ref());
+            let exact = view.forget_matching(&what);
+            match exact {
+                Ok(gone) if !gone.is_empty() => return SkillReply::say(format!("Forgotten: {}.", second_person(&gone[0].text))),
+                Err(e) => return SkillReply::failed(format!("I couldn't change my memory: {e}")),
+                Ok(_) => {}
+            }
+            match view.recall(&what, 1) {
+                Ok(found) => match found.into_iter().next().filter(|(_, s)| *s >= ANSWERS) {
+                    Some((fact, _)) => match view.forget_id(fact.id) {
+                        Ok(_) => SkillReply::say(format!("Forgotten: {}.", second_person(&fact.text))),
+                        Err(e) => SkillReply::failed(format!("I couldn't change my memory: {e}")),
+                    },
+                    None => SkillReply::say("I don't have anything like that to forget."),
+                },
+                Err(e) => SkillReply::failed(format!("I couldn't search my memory: {e}")),
+            }
+        }))
+    }
+}
