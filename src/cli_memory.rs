@@ -22,6 +22,12 @@ pub enum MemoryCommand {
         /// Only turns from the last N days.
         #[arg(long)]
         days: Option<u32>,
+        /// Only turns on or after this day (YYYY-MM-DD, UTC).
+        #[arg(long, value_parser = parse_day)]
+        since: Option<i64>,
+        /// Only turns on or before this day (YYYY-MM-DD, UTC).
+        #[arg(long, value_parser = parse_day)]
+        until: Option<i64>,
         #[arg(long, default_value_t = 20)]
         limit: usize,
         #[arg(long)]
@@ -160,6 +166,31 @@ fn when(at_ms: i64) -> String {
     format!("{y:04}-{m:02}-{d:02} {:02}:{:02}", rem / 3600, rem % 3600 / 60)
 }
 
+/// `YYYY-MM-DD` → milliseconds at 00:00 UTC that day.
+fn parse_day(text: &str) -> Result<i64, String> {
+    let bad = || format!("{text:?} is not a date; write it as YYYY-MM-DD, e.g. 2024-06-03");
+    let parts: Vec<&str> = text.trim().split('-').collect();
+    let [y, m, d] = parts[..] else { return Err(bad()) };
+    let (y, m, d): (i64, u32, u32) = (y.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?, d.parse().map_err(|_| bad())?);
+    let days = days_from_civil(y, m, d);
+    // Round-tripping rejects the 31st of February and friends.
+    if !(1..=12).contains(&m) || civil_from_days(days) != (y, m, d) {
+        return Err(bad());
+    }
+    Ok(days * 86_400_000)
+}
+
+/// (year, month, day) → days since 1970-01-01, proleptic Gregorian (H. Hinnant's algorithm).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (m as i64 + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
@@ -177,7 +208,8 @@ pub fn memory_command(command: MemoryCommand, paths: &Paths) -> Result<ExitCode>
     if let MemoryCommand::Bench { sizes, queries, json, keep_in } = command {
         let scratch = keep_in.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("roxy-memory-bench-{}", std::process::id())));
         let model = embedder(paths);
-        let report = memory::bench(&scratch, &sizes, queries.max(1), keep_in.is_some(), model.as_ref().map(|m| m as &dyn memory::Embedder), |step| {
+        let model = model.map(|m| Arc::new(m) as Arc<dyn memory::Embedder>);
+        let report = memory::bench(&scratch, &sizes, queries.max(1), keep_in.is_some(), model, |step| {
             if !json {
                 eprintln!("{step}");
             }
@@ -195,8 +227,10 @@ pub fn memory_command(command: MemoryCommand, paths: &Paths) -> Result<ExitCode>
     }
     let store = open(paths)?;
     match command {
-        MemoryCommand::Search { query, words, days, limit, json } => {
-            let filter = SearchFilter { since_ms: days.map(|d| memory::now_ms() - day_ms(d)), until_ms: None, limit };
+        MemoryCommand::Search { query, words, days, since, until, limit, json } => {
+            let since_ms = [days.map(|d| memory::now_ms() - day_ms(d)), since].into_iter().flatten().max();
+            // `--until` names a whole day: up to its last millisecond.
+            let filter = SearchFilter { since_ms, until_ms: until.map(|u| u + day_ms(1) - 1), limit };
             let model = if words { None } else { embedder(paths) };
             let hits = match &model {
                 Some(model) => {
@@ -382,5 +416,9 @@ mod tests {
     fn dates_are_civil() {
         assert_eq!(super::when(0), "1970-01-01 00:00");
         assert_eq!(super::when(1_709_210_096_000), "2024-02-29 12:34");
+        assert_eq!(super::parse_day("2024-02-29"), Ok(1_709_164_800_000));
+        assert_eq!(super::parse_day("1970-01-01"), Ok(0));
+        assert!(super::parse_day("2023-02-29").unwrap_err().contains("YYYY-MM-DD"));
+        assert!(super::parse_day("yesterday").is_err());
     }
 }

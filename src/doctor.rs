@@ -124,6 +124,7 @@ pub fn run(paths: &Paths, manifest: &Manifest) -> Report {
     });
 
     checks.push(llm_worker_check());
+    checks.push(memory_store_check(paths));
 
     let devices = crate::audio::devices::list();
     let default_in = devices.inputs.iter().find(|d| d.is_default).or(devices.inputs.first());
@@ -158,6 +159,44 @@ fn llm_worker_check() -> Check {
     };
     supervisor.stop();
     check
+}
+
+/// The memory database: found, opens, sound (`PRAGMA quick_check`), schema version, rows.
+/// Read only: nothing is migrated, created or moved by the check.
+pub fn memory_store_check(paths: &Paths) -> Check {
+    use crate::memory::{self, MemoryError, LATEST_VERSION};
+    let path = paths.data_dir.join(memory::DB_FILE_NAME);
+    let shown = path.display();
+    let move_aside = format!("quit Roxy, then `mv '{shown}' '{shown}.bad'`; a fresh store is created on the next start and the moved file keeps the old data");
+    match memory::health(&path) {
+        Ok(h) if !h.exists => Check::new("memory-store", Level::Ok, format!("{shown} not created yet (it is on first use)"), None),
+        Ok(h) if !h.problems.is_empty() => Check::new(
+            "memory-store",
+            Level::Error,
+            format!("{shown} is damaged: quick_check found {}", h.problems.iter().take(3).cloned().collect::<Vec<_>>().join("; ")),
+            Some(format!("save what is readable with `roxy memory export FILE`, then {move_aside}")),
+        ),
+        Ok(h) => {
+            let upgrade = if h.schema_version < LATEST_VERSION { format!(" (upgraded to v{LATEST_VERSION} on the next start)") } else { String::new() };
+            Check::new(
+                "memory-store",
+                Level::Ok,
+                format!(
+                    "{shown}: {:.1} MB, schema v{}{upgrade}, {} turns, {} facts, {} cache entries, quick_check ok",
+                    h.bytes as f64 / 1e6,
+                    h.schema_version,
+                    h.turns,
+                    h.facts,
+                    h.cache_entries
+                ),
+                None,
+            )
+        }
+        Err(e @ MemoryError::Corrupt { .. }) => Check::new("memory-store", Level::Error, e.to_string(), Some(move_aside)),
+        Err(e @ MemoryError::TooNew { .. }) => Check::new("memory-store", Level::Error, e.to_string(), Some("update Roxy, or set ROXY_DATA_DIR to use another data dir".into())),
+        Err(e @ MemoryError::Busy { .. }) => Check::new("memory-store", Level::Warn, e.to_string(), Some("quit the other Roxy process and run `roxy doctor` again".into())),
+        Err(e) => Check::new("memory-store", Level::Error, e.to_string(), Some(format!("check that {} is readable and writable", paths.data_dir.display()))),
+    }
 }
 
 fn gib(bytes: u64) -> f64 {

@@ -307,3 +307,158 @@ fn damage_inside_the_file_is_reported_by_stats() {
     assert!(!out.status.success(), "damage must not pass as healthy: {text}");
     assert!(text.contains("corrupt") || (text.contains("integrity") && !text.contains("integrity ok")), "{text}");
 }
+
+/// The per-turn API the brain uses, with the real MiniLM model: recalled facts and the bounded
+/// session window come back as chat messages, and each recorded turn is searchable by meaning
+/// at once (its vector is stored with it, no backfill needed).
+#[test]
+fn the_brain_api_recalls_facts_keeps_the_window_and_embeds_new_turns() {
+    use roxy::config::MemoryConfig;
+    use roxy::llm::Role;
+    use roxy::memory::Memory;
+    use roxy::paths::Paths;
+    use std::collections::BTreeMap;
+
+    let dir = tempfile::tempdir().unwrap();
+    let paths = Paths { models_dir: models_dir(), ..Paths::under(dir.path()) };
+    let config = MemoryConfig { session_turns: 3, ..Default::default() };
+    let memory = Memory::open(&paths, &config).unwrap();
+    assert_eq!(memory.embedder_problem(), None);
+    memory.remember("Anna, my sister, was born on June 3rd").unwrap();
+    memory.remember("The wireless network password is hunter2").unwrap();
+    assert!(memory.remember("my sister Anna was born June 3rd").unwrap().merged, "a rewording merges");
+
+    let timings = BTreeMap::from([("stt".to_string(), 150u64), ("llm".to_string(), 400)]);
+    let said = [
+        ("set a timer for tomorrow morning", "Timer set for tomorrow at 7."),
+        ("do I need an umbrella tomorrow", "Rain is likely tomorrow, take an umbrella."),
+        ("what time is it", "It is noon."),
+        ("play some jazz", "Playing jazz."),
+    ];
+    for (heard, reply) in said {
+        memory.record_turn(heard, reply, "llm", None, &timings).unwrap();
+    }
+    let clock = memory.record_turn("what day is it", "It is Monday.", "skill", Some("clock"), &BTreeMap::new()).unwrap();
+    assert_eq!((clock.record.route.as_str(), clock.record.skill.as_deref()), ("skill", Some("clock")));
+
+    let context = memory.context_for("when is my sister's birthday?").unwrap();
+    let shown: Vec<(Role, &str)> = context.iter().map(|m| (m.role, m.content.as_str())).collect();
+    eprintln!("{shown:#?}");
+    assert_eq!(shown[0].0, Role::System);
+    assert!(shown[0].1.contains("June 3rd") && !shown[0].1.contains("hunter2"), "only the related fact: {}", shown[0].1);
+    assert_eq!(
+        shown[1..],
+        [
+            (Role::User, "what time is it"),
+            (Role::Assistant, "It is noon."),
+            (Role::User, "play some jazz"),
+            (Role::Assistant, "Playing jazz."),
+            (Role::User, "what day is it"),
+            (Role::Assistant, "It is Monday."),
+        ],
+        "the last 3 turns (memory.session_turns), oldest first"
+    );
+    assert_eq!(memory.context_for("play it again").unwrap().len(), 6, "nothing recalled: no system message");
+
+    // Every recorded turn already has its vector: nothing to backfill, and the re-rank sees
+    // them. No turn has both words, so both "tomorrow" turns match; by meaning the umbrella wins.
+    assert_eq!(memory.embed_backlog(100).unwrap(), 0);
+    let hits = memory.search("tomorrow weather", &SearchFilter::default()).unwrap();
+    let found: Vec<&str> = hits.iter().map(|h| h.turn.record.user_text.as_str()).collect();
+    assert_eq!(found, ["do I need an umbrella tomorrow", "set a timer for tomorrow morning"], "{hits:?}");
+    assert!(hits[0].score > hits[1].score);
+    let stored = memory.store().history().recent(None, 10).unwrap();
+    assert_eq!(stored.len(), 5, "the history keeps every turn");
+    assert_eq!(stored[0].record.timings, timings);
+
+    // The same question again comes from the query-vector cache.
+    let (hits_before, _) = memory.query_cache_counts();
+    memory.context_for("when is my sister's birthday?").unwrap();
+    assert_eq!(memory.query_cache_counts().0, hits_before + 1);
+
+    // A restart resumes the conversation's window and keeps the facts.
+    drop(memory);
+    let again = Memory::open(&paths, &config).unwrap();
+    let context = again.context_for("what's the wifi code?").unwrap();
+    assert!(context[0].content.contains("hunter2") && !context[0].content.contains("June"), "{}", context[0].content);
+    assert_eq!(context.last().unwrap().content, "It is Monday.");
+    again.new_conversation().unwrap();
+    assert_eq!(again.context_for("play it again").unwrap().len(), 0);
+}
+
+/// Facts written by another process (the CLI while the app runs) reach the in-memory vectors.
+#[test]
+fn facts_remembered_by_another_process_are_recalled_by_meaning() {
+    use roxy::config::MemoryConfig;
+    use roxy::memory::Memory;
+    use roxy::paths::Paths;
+    let dir = tempfile::tempdir().unwrap();
+    let paths = Paths { models_dir: models_dir(), ..Paths::under(dir.path()) };
+    let memory = Memory::open(&paths, &MemoryConfig::default()).unwrap();
+    memory.remember("My dentist is Dr. Lee on Main Street").unwrap();
+    assert!(memory.recall("what's the wifi code?", 3).unwrap().is_empty());
+    let out = roxy(dir.path(), &["memory", "remember", "The wireless network password is hunter2"]).env("ROXY_MODELS_DIR", models_dir()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let found = memory.recall("what's the wifi code?", 3).unwrap();
+    assert_eq!(found.first().map(|(f, _)| f.text.as_str()), Some("The wireless network password is hunter2"), "{found:?}");
+    let gone = roxy(dir.path(), &["memory", "forget", "wireless password"]).output().unwrap();
+    assert!(gone.status.success());
+    assert!(memory.recall("what's the wifi code?", 3).unwrap().is_empty(), "forgotten elsewhere, forgotten here");
+}
+
+#[test]
+fn search_filters_by_date_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open_in(dir.path()).unwrap();
+        let h = store.history();
+        let s = h.start_session(0).unwrap();
+        let day = 86_400_000i64;
+        // 2024-06-01, 2024-06-02 (late evening) and 2024-06-03, as stored timestamps.
+        for (i, at) in [19_875 * day + 3_600_000, 19_876 * day + 23 * 3_600_000, 19_877 * day].into_iter().enumerate() {
+            h.append(s, at, &TurnRecord { user_text: format!("garden question {i}"), reply_text: "ok".into(), ..Default::default() }).unwrap();
+        }
+    }
+    let texts = |args: &[&str]| -> Vec<String> {
+        let mut all = vec!["memory", "search", "garden", "--words", "--json"];
+        all.extend_from_slice(args);
+        let mut found: Vec<String> = json(&run_ok(dir.path(), &all)).as_array().unwrap().iter().map(|h| h["user_text"].as_str().unwrap().to_string()).collect();
+        found.sort();
+        found
+    };
+    assert_eq!(texts(&[]).len(), 3);
+    assert_eq!(texts(&["--since", "2024-06-02"]), ["garden question 1", "garden question 2"]);
+    assert_eq!(texts(&["--until", "2024-06-02"]), ["garden question 0", "garden question 1"], "--until includes the whole day");
+    assert_eq!(texts(&["--since", "2024-06-02", "--until", "2024-06-02"]), ["garden question 1"]);
+    let bad = roxy(dir.path(), &["memory", "search", "garden", "--since", "June"]).output().unwrap();
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("YYYY-MM-DD"));
+}
+
+#[test]
+fn doctor_reports_the_memory_store_and_a_corrupt_file_with_its_fix() {
+    use roxy::doctor::{memory_store_check, Level};
+    use roxy::paths::Paths;
+    let dir = tempfile::tempdir().unwrap();
+    let paths = Paths::under(dir.path());
+    let fresh = memory_store_check(&paths);
+    assert_eq!(fresh.level, Level::Ok, "{fresh:?}");
+    assert!(fresh.detail.contains("not created yet"), "{fresh:?}");
+
+    run_ok(dir.path(), &["memory", "write-burst", "--count", "12"]);
+    run_ok(dir.path(), &["memory", "remember", "the cat is called Miso"]);
+    let ok = memory_store_check(&paths);
+    assert_eq!(ok.level, Level::Ok, "{ok:?}");
+    assert!(ok.detail.contains("12 turns") && ok.detail.contains("1 facts") && ok.detail.contains("quick_check ok"), "{ok:?}");
+    assert!(ok.detail.contains(&format!("schema v{}", roxy::memory::LATEST_VERSION)), "{ok:?}");
+
+    let path = dir.path().join(DB_FILE_NAME);
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    std::fs::write(&path, b"this is not a database, just some text that someone saved here by mistake".repeat(100)).unwrap();
+    let bad = memory_store_check(&paths);
+    assert_eq!(bad.level, Level::Error, "{bad:?}");
+    let fix = bad.fix.clone().unwrap_or_default();
+    assert!(bad.detail.contains("corrupt") && fix.contains("mv ") && fix.contains(".bad"), "{bad:?}");
+    assert!(path.exists(), "the check moves nothing");
+}

@@ -1,7 +1,7 @@
 //! `roxy memory bench`: search latency as the store grows, insert throughput, cache latency.
 //! Runs on throwaway databases in a scratch directory, never on the user's store.
 
-use super::embed::{self, Embedder};
+use super::embed::{self, CachedEmbedder, Embedder};
 use super::{CacheKind, CacheRequest, MemoryError, ResponseCache, SearchFilter, Store, TurnRecord};
 use crate::config::MemoryConfig;
 use serde::Serialize;
@@ -17,13 +17,18 @@ pub struct BenchRow {
     pub insert_batched_per_s: f64,
     /// Turns per second, one transaction (one commit) each, as a live conversation writes.
     pub insert_single_per_s: f64,
+    /// History: FTS5 BM25 over turns, the best 50 re-ranked by cosine with the question's vector.
     pub search_p50_ms: f64,
     pub search_p99_ms: f64,
+    /// Facts by content words (BM25).
     pub recall_p50_ms: f64,
     pub recall_p99_ms: f64,
-    /// Facts by meaning, given the question's vector: cosine scan plus word matches.
+    /// Facts by meaning, given the question's vector: the in-memory vector scan plus word matches.
     pub meaning_p50_ms: f64,
     pub meaning_p99_ms: f64,
+    /// Loading every fact vector into memory (once per process, or after another process wrote).
+    pub vectors_load_ms: f64,
+    pub vectors_mb: f64,
     pub cache_hit_p50_ms: f64,
     pub cache_miss_p50_ms: f64,
     pub db_bytes: u64,
@@ -32,8 +37,11 @@ pub struct BenchRow {
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchReport {
     pub queries: usize,
-    /// Embedding one question with MiniLM (p50, p99), when the model is installed.
+    /// Embedding one question with MiniLM (p50, p99), when the model is installed: a query-cache
+    /// miss.
     pub embed_ms: Option<(f64, f64)>,
+    /// The same question again, served by the query-vector cache (p50, p99).
+    pub embed_cached_ms: Option<(f64, f64)>,
     /// 1-minute load average when the run ended (Linux): other work on the machine inflates p99.
     pub load_average: Option<f64>,
     pub rows: Vec<BenchRow>,
@@ -114,24 +122,29 @@ pub fn run(
     sizes: &[usize],
     queries: usize,
     keep: bool,
-    embedder: Option<&dyn Embedder>,
+    embedder: Option<Arc<dyn Embedder>>,
     mut progress: impl FnMut(&str),
 ) -> Result<BenchReport, MemoryError> {
     let words = Words::new();
     // Recall by meaning is timed with random question vectors (the scan costs the same for any
     // vector); embedding a question with the model is timed on its own.
     let random = RandomEmbedder;
-    let embed_ms = match embedder {
+    let (embed_ms, embed_cached_ms) = match embedder {
         Some(e) => {
-            let mut samples = Vec::new();
+            // Each question once through the model (a miss), then again from the cache (a hit).
+            let cache = CachedEmbedder::new(e, 256);
+            let (mut misses, mut hits) = (Vec::new(), Vec::new());
             let mut rng = Rng(7);
-            for _ in 0..100 {
-                let q = format!("what about {}", words.sentence(&mut rng, 3));
-                timed(&mut samples, || e.embed(&q))?;
+            let questions: Vec<String> = (0..100).map(|_| format!("what about {}", words.sentence(&mut rng, 3))).collect();
+            for q in &questions {
+                timed(&mut misses, || cache.embed(q))?;
             }
-            Some(summary(samples))
+            for q in &questions {
+                timed(&mut hits, || cache.embed(q))?;
+            }
+            (Some(summary(misses)), Some(summary(hits)))
         }
-        None => None,
+        None => (None, None),
     };
     let mut rows = Vec::new();
     for &n in sizes {
@@ -148,20 +161,20 @@ pub fn run(
         let start = Instant::now();
         for i in 0..single {
             let t = TurnRecord { user_text: words.sentence(&mut rng, 8), reply_text: words.sentence(&mut rng, 20), route: "llm".into(), ..Default::default() };
-            history.append(session, i as i64, &t)?;
+            history.append_with_vector(session, i as i64, &t, Some(&random_unit(&mut rng)))?;
         }
         let insert_single_per_s = single as f64 / start.elapsed().as_secs_f64();
         let start = Instant::now();
         let mut done = single;
         while done < n {
-            let batch: Vec<(i64, TurnRecord)> = (done..n.min(done + 1000))
+            let batch: Vec<(i64, TurnRecord, Option<Vec<f32>>)> = (done..n.min(done + 1000))
                 .map(|i| {
                     let t = TurnRecord { user_text: words.sentence(&mut rng, 8), reply_text: words.sentence(&mut rng, 20), route: "llm".into(), ..Default::default() };
-                    (i as i64, t)
+                    (i as i64, t, Some(random_unit(&mut rng)))
                 })
                 .collect();
             done += batch.len();
-            history.append_many(session, &batch)?;
+            history.append_many_with_vectors(session, &batch)?;
         }
         let insert_batched_per_s = if n > single { (n - single) as f64 / start.elapsed().as_secs_f64() } else { insert_single_per_s };
         // Stored vectors are random unit vectors: the scan costs the same whatever they hold,
@@ -174,15 +187,24 @@ pub fn run(
             Ok(())
         })?;
 
+        progress(&format!("{n} rows: loading the fact vectors"));
+        let by_meaning = store.facts_by_meaning(&random);
+        let start = Instant::now();
+        let vectors_mb = store.fact_index(|ix| ix.bytes() as f64 / 1e6)?;
+        let vectors_load_ms = start.elapsed().as_secs_f64() * 1000.0;
+
         progress(&format!("{n} rows: searching"));
         let (mut search, mut recall, mut meaning) = (Vec::new(), Vec::new(), Vec::new());
         let filter = SearchFilter { limit: 10, ..Default::default() };
         for _ in 0..queries {
+            // Question vectors are random: the re-rank and the scan cost the same for any vector.
             let q = words.sentence(&mut rng, 2);
-            timed(&mut search, || history.search(&q, &filter))?;
+            let v = random_unit(&mut rng);
+            timed(&mut search, || history.search_with_vector(&q, &v, &filter))?;
             let q = format!("what about {}", words.sentence(&mut rng, 3));
+            let v = random_unit(&mut rng);
             timed(&mut recall, || facts.recall(&q, 5))?;
-            timed(&mut meaning, || store.facts_by_meaning(&random).recall(&q, 5))?;
+            timed(&mut meaning, || by_meaning.recall_with_vector(&q, &v, 5))?;
         }
 
         progress(&format!("{n} rows: cache"));
@@ -210,6 +232,8 @@ pub fn run(
             recall_p99_ms,
             meaning_p50_ms,
             meaning_p99_ms,
+            vectors_load_ms,
+            vectors_mb,
             cache_hit_p50_ms: summary(hits).0,
             cache_miss_p50_ms: summary(misses).0,
             db_bytes: store.disk_bytes(),
@@ -221,18 +245,18 @@ pub fn run(
         }
     }
     let load_average = std::fs::read_to_string("/proc/loadavg").ok().and_then(|l| l.split_whitespace().next()?.parse().ok());
-    Ok(BenchReport { queries, embed_ms, load_average, rows })
+    Ok(BenchReport { queries, embed_ms, embed_cached_ms, load_average, rows })
 }
 
 /// The report as a table, one row per size: the growth curve.
 pub fn render(report: &BenchReport) -> String {
     let mut out = format!(
-        "{:>8} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>9} {:>9} {:>8}\n",
-        "rows", "insert/s", "commits/s", "search50", "search99", "words50", "words99", "meaning50", "meaning99", "hit50", "miss50", "db MB"
+        "{:>8} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>9} {:>9} {:>8} {:>9} {:>8}\n",
+        "rows", "insert/s", "commits/s", "search50", "search99", "words50", "words99", "meaning50", "meaning99", "hit50", "miss50", "db MB", "vec load", "vec MB"
     );
     for r in &report.rows {
         out += &format!(
-            "{:>8} {:>10.0} {:>10.0} {:>8.2}ms {:>8.2}ms {:>8.2}ms {:>8.2}ms {:>8.2}ms {:>8.2}ms {:>7.3}ms {:>7.3}ms {:>8.1}\n",
+            "{:>8} {:>10.0} {:>10.0} {:>8.2}ms {:>8.2}ms {:>8.2}ms {:>8.2}ms {:>8.2}ms {:>8.2}ms {:>7.3}ms {:>7.3}ms {:>8.1} {:>7.0}ms {:>8.1}\n",
             r.rows,
             r.insert_batched_per_s,
             r.insert_single_per_s,
@@ -244,15 +268,21 @@ pub fn render(report: &BenchReport) -> String {
             r.meaning_p99_ms,
             r.cache_hit_p50_ms,
             r.cache_miss_p50_ms,
-            r.db_bytes as f64 / 1e6
+            r.db_bytes as f64 / 1e6,
+            r.vectors_load_ms,
+            r.vectors_mb
         );
     }
     out += &format!(
-        "({} queries per size; search = FTS5 BM25 over turns; words = facts by content words; meaning = cosine over the newest 5000 facts + words, given the question vector; {}",
+        "({} queries per size; insert/s = turns with vectors, 1000 per transaction; commits/s = one turn per transaction; search = FTS5 BM25 over turns, best 50 re-ranked by cosine; words = facts by content words; meaning = cosine over every fact's in-memory vector + words, given the question vector; hit/miss = response cache get; vec load = reading every fact vector into memory, once per process; {}",
         report.queries,
-        match report.embed_ms {
-            Some((p50, p99)) => format!("embedding a question with MiniLM adds p50 {p50:.2} ms, p99 {p99:.2} ms"),
-            None => "MiniLM not installed, question embedding not timed".into(),
+        match (report.embed_ms, report.embed_cached_ms) {
+            (Some((p50, p99)), Some((c50, c99))) => format!(
+                "embedding a question with MiniLM adds p50 {p50:.2} ms, p99 {p99:.2} ms on a query-cache miss, p50 {:.1} µs, p99 {:.1} µs on a hit",
+                c50 * 1000.0,
+                c99 * 1000.0
+            ),
+            _ => "MiniLM not installed, question embedding not timed".into(),
         }
     );
     if let Some(load) = report.load_average {

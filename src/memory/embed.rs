@@ -108,6 +108,63 @@ impl WordPiece {
     }
 }
 
+/// Remembers the vectors of recent texts: the same question asked again (or recalled and then
+/// searched) skips the model. Least recently used entries are dropped beyond `capacity`.
+pub struct CachedEmbedder {
+    inner: std::sync::Arc<dyn Embedder>,
+    capacity: usize,
+    state: Mutex<LruState>,
+}
+
+#[derive(Default)]
+struct LruState {
+    tick: u64,
+    entries: HashMap<String, (std::sync::Arc<[f32]>, u64)>,
+    hits: u64,
+    misses: u64,
+}
+
+impl CachedEmbedder {
+    pub fn new(inner: std::sync::Arc<dyn Embedder>, capacity: usize) -> CachedEmbedder {
+        CachedEmbedder { inner, capacity: capacity.max(1), state: Mutex::new(LruState::default()) }
+    }
+
+    /// (hits, misses) so far.
+    pub fn counts(&self) -> (u64, u64) {
+        let s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        (s.hits, s.misses)
+    }
+}
+
+impl Embedder for CachedEmbedder {
+    fn embed(&self, text: &str) -> Result<Vec<f32>, MemoryError> {
+        {
+            let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            s.tick += 1;
+            let tick = s.tick;
+            if let Some((v, used)) = s.entries.get_mut(text) {
+                *used = tick;
+                let v = v.to_vec();
+                s.hits += 1;
+                return Ok(v);
+            }
+            s.misses += 1;
+        }
+        // The model runs outside the lock: other texts are served meanwhile.
+        let v = self.inner.embed(text)?;
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if s.entries.len() >= self.capacity {
+            // A linear scan over a few hundred entries costs less than the bookkeeping of a list.
+            if let Some(oldest) = s.entries.iter().min_by_key(|(_, (_, used))| *used).map(|(k, _)| k.clone()) {
+                s.entries.remove(&oldest);
+            }
+        }
+        let tick = s.tick;
+        s.entries.insert(text.to_string(), (v.as_slice().into(), tick));
+        Ok(v)
+    }
+}
+
 /// all-MiniLM-L6-v2 on ONNX Runtime.
 pub struct MiniLm {
     tokenizer: WordPiece,
@@ -214,7 +271,6 @@ pub(crate) fn dot_blob(a: &[f32], blob: &[u8]) -> f32 {
     a.iter().zip(blob.chunks_exact(4)).map(|(x, c)| x * f32::from_le_bytes([c[0], c[1], c[2], c[3]])).sum()
 }
 
-#[cfg(test)]
 pub(crate) fn from_blob(b: &[u8]) -> Vec<f32> {
     b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
 }
@@ -234,6 +290,31 @@ mod tests {
         assert_eq!(t.encode("My sister's Birthday is June 3rd."), vec![2, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 3]);
         assert_eq!(t.encode("你好 zebra"), vec![2, 15, 16, 1, 3], "CJK split per character, unknown word is [UNK]");
         assert_eq!(t.encode(&"is ".repeat(500)).len(), MAX_TOKENS);
+    }
+
+    struct Counting(std::sync::atomic::AtomicUsize);
+    impl Embedder for Counting {
+        fn embed(&self, text: &str) -> Result<Vec<f32>, MemoryError> {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(vec![text.len() as f32, 1.0])
+        }
+    }
+
+    #[test]
+    fn the_query_cache_skips_the_model_for_repeats_and_drops_the_least_recent() {
+        let inner = std::sync::Arc::new(Counting(Default::default()));
+        let cached = CachedEmbedder::new(inner.clone(), 2);
+        let calls = || inner.0.load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(cached.embed("a").unwrap(), vec![1.0, 1.0]);
+        cached.embed("bb").unwrap();
+        assert_eq!(cached.embed("a").unwrap(), vec![1.0, 1.0]);
+        assert_eq!(calls(), 2, "the repeat came from the cache");
+        cached.embed("ccc").unwrap(); // evicts "bb", the least recently used
+        cached.embed("a").unwrap();
+        assert_eq!(calls(), 3);
+        cached.embed("bb").unwrap();
+        assert_eq!(calls(), 4);
+        assert_eq!(cached.counts(), (2, 4));
     }
 
     #[test]

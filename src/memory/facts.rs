@@ -6,7 +6,8 @@
 use super::embed::{self, Embedder};
 use super::fts::{self, Mode};
 use super::{now_ms, MemoryError, Store};
-use rusqlite::{params, Row};
+use rusqlite::{params, OptionalExtension, Row};
+use std::collections::HashSet;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -37,8 +38,6 @@ pub struct Facts<'a> {
 const MERGE_SIMILARITY: f32 = 0.93;
 /// Cosine below which a fact is unrelated to a question (MiniLM: unrelated pairs score < 0.2).
 const MIN_SIMILARITY: f32 = 0.35;
-/// Facts scanned by meaning per recall, newest first: bounds the cost (one dot product each).
-const SEMANTIC_WINDOW: usize = 5000;
 /// Added to the cosine of a fact that also shares words with the question.
 const KEYWORD_BONUS: f64 = 0.1;
 
@@ -77,65 +76,95 @@ impl Facts<'_> {
         }
         let vector = self.embedder.map(|e| e.embed(text)).transpose()?;
         let blob = vector.as_deref().map(embed::to_blob);
+        // A reworded repeat merges into the closest fact. Looked up before the write: a fact
+        // written in between can at worst be stored twice, never lost.
+        let nearest = match &vector {
+            Some(v) => self.store.fact_index(|ix| ix.query(v).and_then(|q| ix.top(&q, 1).first().copied()))?,
+            None => None,
+        };
+        let merge_into = nearest.filter(|&(_, sim)| sim >= MERGE_SIMILARITY).map(|(id, _)| id);
         let now = now_ms();
         let returning = FACT_COLUMNS.replace("f.", "");
-        let fact = self.store.write(|tx| {
-            if let Some(v) = &vector {
-                // A reworded repeat merges into the closest fact, keeping the latest wording.
-                if let Some((id, _)) = nearest(tx, v)?.filter(|&(_, sim)| sim >= MERGE_SIMILARITY) {
+        let fact = self.store.write_then(
+            |tx| {
+                if let Some(id) = merge_into {
                     let taken: bool = tx.query_row("SELECT EXISTS(SELECT 1 FROM facts WHERE norm = ?1 AND id != ?2)", params![norm, id], |r| r.get(0))?;
                     if !taken {
-                        return tx.query_row(
-                            &format!("UPDATE facts SET text = ?2, norm = ?3, updated_at = ?4, mentions = mentions + 1, embedding = ?5 WHERE id = ?1 RETURNING {returning}"),
-                            params![id, text, norm, now, blob],
-                            fact_from_row,
-                        );
+                        // Keeping the latest wording; no row if it was forgotten meanwhile.
+                        let updated = tx
+                            .query_row(
+                                &format!("UPDATE facts SET text = ?2, norm = ?3, updated_at = ?4, mentions = mentions + 1, embedding = ?5 WHERE id = ?1 RETURNING {returning}"),
+                                params![id, text, norm, now, blob],
+                                fact_from_row,
+                            )
+                            .optional()?;
+                        if let Some(fact) = updated {
+                            return Ok(fact);
+                        }
                     }
                 }
-            }
-            // The latest wording wins; the first time it was said is kept.
-            tx.query_row(
-                &format!(
-                    "INSERT INTO facts AS f(text, norm, created_at, updated_at, embedding) VALUES (?1, ?2, ?3, ?3, ?4)
-                     ON CONFLICT(norm) DO UPDATE SET text = excluded.text, updated_at = excluded.updated_at,
-                         mentions = f.mentions + 1, embedding = coalesce(excluded.embedding, f.embedding)
-                     RETURNING {returning}"
-                ),
-                params![text, norm, now, blob],
-                fact_from_row,
-            )
-        })?;
+                // The latest wording wins; the first time it was said is kept.
+                tx.query_row(
+                    &format!(
+                        "INSERT INTO facts AS f(text, norm, created_at, updated_at, embedding) VALUES (?1, ?2, ?3, ?3, ?4)
+                         ON CONFLICT(norm) DO UPDATE SET text = excluded.text, updated_at = excluded.updated_at,
+                             mentions = f.mentions + 1, embedding = coalesce(excluded.embedding, f.embedding)
+                         RETURNING {returning}"
+                    ),
+                    params![text, norm, now, blob],
+                    fact_from_row,
+                )
+            },
+            |fact, index| {
+                if let Some(v) = &vector {
+                    index.upsert(fact.id, v);
+                }
+            },
+        )?;
         Ok(Remembered { merged: fact.mentions > 1, fact })
     }
 
     /// Facts related to `query`, most relevant first, with a score (higher is better). With an
-    /// embedder: cosine similarity over the newest facts plus a bonus for shared words; without:
-    /// BM25 over content words.
+    /// embedder: cosine similarity over every fact's vector (held in memory) plus a bonus for
+    /// shared words; without: BM25 over content words.
     pub fn recall(&self, query: &str, limit: usize) -> Result<Vec<(Fact, f64)>, MemoryError> {
         let by_words = self.recall_by_words(query, limit.max(20))?;
         let Some(embedder) = self.embedder else {
             return Ok(by_words.into_iter().take(limit).collect());
         };
         let q = embedder.embed(query)?;
-        let keyword_ids: std::collections::HashSet<i64> = by_words.iter().map(|(f, _)| f.id).collect();
-        let mut scored: Vec<(i64, f64)> = self.store.read(|c| {
-            let mut stmt = c.prepare_cached(&format!("SELECT id, embedding FROM facts WHERE embedding IS NOT NULL ORDER BY id DESC LIMIT {SEMANTIC_WINDOW}"))?;
-            let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, embed::dot_blob(&q, r.get_ref(1)?.as_blob()?))))?;
-            rows.filter_map(|row| match row {
-                Ok((id, sim)) if sim >= MIN_SIMILARITY || keyword_ids.contains(&id) => Some(Ok((id, sim as f64 + if keyword_ids.contains(&id) { KEYWORD_BONUS } else { 0.0 }))),
-                Ok(_) => None,
-                Err(e) => Some(Err(e)),
-            })
-            .collect()
+        self.recall_by_vector(&q, by_words, limit)
+    }
+
+    /// [`Facts::recall`] for a question already embedded (the benchmark times this part).
+    pub fn recall_with_vector(&self, query: &str, vector: &[f32], limit: usize) -> Result<Vec<(Fact, f64)>, MemoryError> {
+        let by_words = self.recall_by_words(query, limit.max(20))?;
+        self.recall_by_vector(vector, by_words, limit)
+    }
+
+    fn recall_by_vector(&self, q: &[f32], by_words: Vec<(Fact, f64)>, limit: usize) -> Result<Vec<(Fact, f64)>, MemoryError> {
+        let keyword_ids: HashSet<i64> = by_words.iter().map(|(f, _)| f.id).collect();
+        // The nearest by meaning, and the cosine of every word match (which gets a bonus).
+        let (nearest, keyword_sims): (Vec<(i64, f32)>, Vec<(i64, Option<f32>)>) = self.store.fact_index(|ix| match ix.query(q) {
+            Some(pq) => (ix.top(&pq, limit + keyword_ids.len()), keyword_ids.iter().map(|&id| (id, ix.score(&pq, id))).collect()),
+            None => (Vec::new(), keyword_ids.iter().map(|&id| (id, None)).collect()),
         })?;
+        let mut scored: Vec<(i64, f64)> = nearest.into_iter().filter(|&(id, sim)| sim >= MIN_SIMILARITY && !keyword_ids.contains(&id)).map(|(id, sim)| (id, sim as f64)).collect();
         // Keyword hits stored before embeddings existed still count.
-        let with_vectors: std::collections::HashSet<i64> = scored.iter().map(|(id, _)| *id).collect();
-        scored.extend(by_words.iter().filter(|(f, _)| !with_vectors.contains(&f.id)).map(|(f, _)| (f.id, MIN_SIMILARITY as f64 + KEYWORD_BONUS)));
-        scored.sort_by(|a, b| b.1.total_cmp(&a.1));
+        scored.extend(keyword_sims.into_iter().map(|(id, sim)| (id, sim.unwrap_or(MIN_SIMILARITY) as f64 + KEYWORD_BONUS)));
+        scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0)));
         scored.truncate(limit);
+        let mut facts: std::collections::HashMap<i64, Fact> = by_words.into_iter().map(|(f, _)| (f.id, f)).collect();
         self.store.read(|c| {
             let mut stmt = c.prepare_cached(&format!("SELECT {FACT_COLUMNS} FROM facts f WHERE f.id = ?1"))?;
-            scored.iter().map(|&(id, score)| Ok((stmt.query_row([id], fact_from_row)?, score))).collect()
+            scored
+                .iter()
+                .filter_map(|&(id, score)| match facts.remove(&id) {
+                    Some(f) => Some(Ok((f, score))),
+                    // Forgotten between the scan and now: skipped.
+                    None => stmt.query_row([id], fact_from_row).optional().transpose().map(|r| r.map(|f| (f, score))),
+                })
+                .collect()
         })
     }
 
@@ -148,14 +177,28 @@ impl Facts<'_> {
             let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
             rows.collect()
         })?;
-        let vectors = missing.iter().map(|(id, text)| Ok((*id, embed::to_blob(&embedder.embed(text)?)))).collect::<Result<Vec<_>, MemoryError>>()?;
-        self.store.write(|tx| {
-            let mut stmt = tx.prepare_cached("UPDATE facts SET embedding = ?2 WHERE id = ?1")?;
-            for (id, blob) in &vectors {
-                stmt.execute(params![id, blob])?;
-            }
-            Ok(vectors.len())
-        })
+        if missing.is_empty() {
+            return Ok(0);
+        }
+        let vectors = missing.iter().map(|(id, text)| Ok((*id, embedder.embed(text)?))).collect::<Result<Vec<_>, MemoryError>>()?;
+        self.store.write_then(
+            |tx| {
+                let mut stmt = tx.prepare_cached("UPDATE facts SET embedding = ?2 WHERE id = ?1 AND embedding IS NULL")?;
+                let mut done = Vec::new();
+                for (id, v) in &vectors {
+                    if stmt.execute(params![id, embed::to_blob(v)])? == 1 {
+                        done.push(*id);
+                    }
+                }
+                Ok(done)
+            },
+            |done, index| {
+                for (id, v) in vectors.iter().filter(|(id, _)| done.contains(id)) {
+                    index.upsert(*id, v);
+                }
+            },
+        )
+        .map(|done| done.len())
     }
 
     /// Facts sharing content words with `query`, most relevant first. Only the newest
@@ -185,24 +228,30 @@ impl Facts<'_> {
 
     /// Deletes the fact with this id; returns it if it existed.
     pub fn forget_id(&self, id: i64) -> Result<Option<Fact>, MemoryError> {
-        self.store.write(|tx| {
-            let mut stmt = tx.prepare_cached(&format!("DELETE FROM facts WHERE id = ?1 RETURNING {}", FACT_COLUMNS.replace("f.", "")))?;
-            let mut rows = stmt.query_map([id], fact_from_row)?;
-            rows.next().transpose()
-        })
+        self.store.write_then(
+            |tx| {
+                let mut stmt = tx.prepare_cached(&format!("DELETE FROM facts WHERE id = ?1 RETURNING {}", FACT_COLUMNS.replace("f.", "")))?;
+                let mut rows = stmt.query_map([id], fact_from_row)?;
+                rows.next().transpose()
+            },
+            |_, index| index.remove(id),
+        )
     }
 
     /// Deletes every fact containing all the words of `text`; returns them.
     pub fn forget_matching(&self, text: &str) -> Result<Vec<Fact>, MemoryError> {
         let Some(expr) = fts::match_expr(text, Mode::All) else { return Ok(Vec::new()) };
-        self.store.write(|tx| {
-            let mut stmt = tx.prepare_cached(&format!(
-                "DELETE FROM facts WHERE id IN (SELECT rowid FROM facts_fts WHERE facts_fts MATCH ?1) RETURNING {}",
-                FACT_COLUMNS.replace("f.", "")
-            ))?;
-            let rows = stmt.query_map([expr], fact_from_row)?;
-            rows.collect()
-        })
+        self.store.write_then(
+            |tx| {
+                let mut stmt = tx.prepare_cached(&format!(
+                    "DELETE FROM facts WHERE id IN (SELECT rowid FROM facts_fts WHERE facts_fts MATCH ?1) RETURNING {}",
+                    FACT_COLUMNS.replace("f.", "")
+                ))?;
+                let rows = stmt.query_map([expr], fact_from_row)?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()
+            },
+            |gone, index| gone.iter().for_each(|f| index.remove(f.id)),
+        )
     }
 
     pub fn count(&self) -> Result<u64, MemoryError> {
@@ -210,22 +259,8 @@ impl Facts<'_> {
     }
 
     pub fn clear(&self) -> Result<u64, MemoryError> {
-        self.store.write(|tx| tx.execute("DELETE FROM facts", []).map(|n| n as u64))
+        self.store.write_then(|tx| tx.execute("DELETE FROM facts", []).map(|n| n as u64), |_, index| index.clear())
     }
-}
-
-/// The stored fact closest in meaning to `v` among the newest, with its cosine.
-fn nearest(c: &rusqlite::Connection, v: &[f32]) -> rusqlite::Result<Option<(i64, f32)>> {
-    let mut stmt = c.prepare_cached(&format!("SELECT id, embedding FROM facts WHERE embedding IS NOT NULL ORDER BY id DESC LIMIT {SEMANTIC_WINDOW}"))?;
-    let mut best: Option<(i64, f32)> = None;
-    let mut rows = stmt.query([])?;
-    while let Some(r) = rows.next()? {
-        let sim = embed::dot_blob(v, r.get_ref(1)?.as_blob()?);
-        if best.is_none_or(|(_, b)| sim > b) {
-            best = Some((r.get(0)?, sim));
-        }
-    }
-    Ok(best)
 }
 
 #[cfg(test)]

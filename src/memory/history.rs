@@ -3,7 +3,7 @@
 use super::embed::{self, Embedder};
 use super::fts::{self, Mode};
 use super::{MemoryError, Store};
-use rusqlite::{params, OptionalExtension, Row};
+use rusqlite::{params, Row};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -81,6 +81,11 @@ fn turn_from_row(r: &Row) -> rusqlite::Result<Turn> {
     })
 }
 
+/// The text a turn's vector is computed from: what was asked and what was answered.
+pub fn embed_text(user_text: &str, reply_text: &str) -> String {
+    format!("{user_text} {reply_text}")
+}
+
 impl Store {
     pub fn history(&self) -> History<'_> {
         History { store: self }
@@ -106,16 +111,29 @@ impl History<'_> {
         self.append_many(session_id, std::slice::from_ref(&(at_ms, turn.clone()))).map(|ids| ids[0])
     }
 
+    /// Stores one turn with its vector (see [`embed_text`]), so searches re-rank it by meaning
+    /// from the start. Committed on return.
+    pub fn append_with_vector(&self, session_id: i64, at_ms: i64, turn: &TurnRecord, vector: Option<&[f32]>) -> Result<i64, MemoryError> {
+        self.append_many_with_vectors(session_id, &[(at_ms, turn.clone(), vector.map(<[f32]>::to_vec))]).map(|ids| ids[0])
+    }
+
     /// Stores many turns in one transaction (imports, benchmarks).
     pub fn append_many(&self, session_id: i64, turns: &[(i64, TurnRecord)]) -> Result<Vec<i64>, MemoryError> {
+        let turns: Vec<_> = turns.iter().map(|(at, t)| (*at, t.clone(), None)).collect();
+        self.append_many_with_vectors(session_id, &turns)
+    }
+
+    /// Stores many turns, each with its vector if it has one, in one transaction.
+    pub fn append_many_with_vectors(&self, session_id: i64, turns: &[(i64, TurnRecord, Option<Vec<f32>>)]) -> Result<Vec<i64>, MemoryError> {
         self.store.write(|tx| {
             let mut stmt = tx.prepare_cached(
-                "INSERT INTO turns(session_id, at, user_text, reply_text, route, skill, timings) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO turns(session_id, at, user_text, reply_text, route, skill, timings, embedding) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?;
             let mut ids = Vec::with_capacity(turns.len());
-            for (at_ms, t) in turns {
+            for (at_ms, t, vector) in turns {
                 let timings = serde_json::to_string(&t.timings).expect("a map of numbers serialises");
-                stmt.execute(params![session_id, at_ms, t.user_text, t.reply_text, t.route, t.skill, timings])?;
+                let blob = vector.as_deref().map(embed::to_blob);
+                stmt.execute(params![session_id, at_ms, t.user_text, t.reply_text, t.route, t.skill, timings, blob])?;
                 ids.push(tx.last_insert_rowid());
             }
             Ok(ids)
@@ -125,9 +143,14 @@ impl History<'_> {
     /// Turns containing every word of `query`; if none does, turns containing any of its content
     /// words. Best match first.
     pub fn search(&self, query: &str, filter: &SearchFilter) -> Result<Vec<SearchHit>, MemoryError> {
+        Ok(self.search_words(query, filter, false)?.into_iter().map(|(hit, _)| hit).collect())
+    }
+
+    /// The word search, with each hit's stored vector when `vectors` (read in the same query).
+    fn search_words(&self, query: &str, filter: &SearchFilter, vectors: bool) -> Result<Vec<(SearchHit, Option<Vec<u8>>)>, MemoryError> {
         for mode in [Mode::All, Mode::Any] {
             let Some(expr) = fts::match_expr(query, mode) else { return Ok(Vec::new()) };
-            let hits = self.search_expr(&expr, filter)?;
+            let hits = self.search_expr(&expr, filter, vectors)?;
             if !hits.is_empty() {
                 return Ok(hits);
             }
@@ -135,18 +158,19 @@ impl History<'_> {
         Ok(Vec::new())
     }
 
-    fn search_expr(&self, expr: &str, f: &SearchFilter) -> Result<Vec<SearchHit>, MemoryError> {
+    fn search_expr(&self, expr: &str, f: &SearchFilter, vectors: bool) -> Result<Vec<(SearchHit, Option<Vec<u8>>)>, MemoryError> {
         // BM25 ranks only the newest RANK_WINDOW matches: a word found in tens of thousands of
         // turns would otherwise cost a score per match on every search (100+ ms at 100k turns).
         // Ids grow with time, so the date filter becomes an id range FTS5 can seek to.
         let sql = format!(
-            "SELECT {TURN_COLUMNS}, m.score
+            "SELECT {TURN_COLUMNS}, m.score, {}
              FROM (SELECT rowid AS id, bm25(turns_fts) AS score FROM turns_fts
                    WHERE turns_fts MATCH ?1 AND rowid >= ?2 AND rowid <= ?3
                    ORDER BY rowid DESC LIMIT {RANK_WINDOW}) AS m
              JOIN turns t ON t.id = m.id
              WHERE t.at >= ?4 AND t.at <= ?5
-             ORDER BY m.score LIMIT ?6"
+             ORDER BY m.score LIMIT ?6",
+            if vectors { "t.embedding" } else { "NULL" }
         );
         let (since, until) = (f.since_ms.unwrap_or(i64::MIN), f.until_ms.unwrap_or(i64::MAX));
         self.store.read(|c| {
@@ -162,7 +186,7 @@ impl History<'_> {
             let mut stmt = c.prepare_cached(&sql)?;
             let rows = stmt.query_map(params![expr, first_id, last_id, since, until, f.limit as i64], |r| {
                 // SQLite's bm25() is negative, lower = better; flip it so callers sort naturally.
-                Ok(SearchHit { turn: turn_from_row(r)?, score: -r.get::<_, f64>(8)? })
+                Ok((SearchHit { turn: turn_from_row(r)?, score: -r.get::<_, f64>(8)? }, r.get::<_, Option<Vec<u8>>>(9)?))
             })?;
             rows.collect()
         })
@@ -172,21 +196,16 @@ impl History<'_> {
     /// matches ordered by the cosine between the query and each turn (turns not yet embedded
     /// keep their word rank, after the embedded ones). The score becomes the cosine.
     pub fn search_by_meaning(&self, query: &str, filter: &SearchFilter, embedder: &dyn Embedder) -> Result<Vec<SearchHit>, MemoryError> {
-        let wide = SearchFilter { limit: filter.limit.max(RERANK_CANDIDATES), ..*filter };
-        let hits = self.search(query, &wide)?;
-        if hits.is_empty() {
-            return Ok(hits);
-        }
         let q = embedder.embed(query)?;
-        let mut scored: Vec<(Option<f32>, SearchHit)> = self.store.read(|c| {
-            let mut stmt = c.prepare_cached("SELECT embedding FROM turns WHERE id = ?1 AND embedding IS NOT NULL")?;
-            hits.into_iter()
-                .map(|h| {
-                    let sim = stmt.query_row([h.turn.id], |r| Ok(embed::dot_blob(&q, r.get_ref(0)?.as_blob()?))).optional()?;
-                    Ok((sim, h))
-                })
-                .collect::<rusqlite::Result<Vec<_>>>()
-        })?;
+        self.search_with_vector(query, &q, filter)
+    }
+
+    /// [`History::search_by_meaning`] for a question already embedded (the benchmark times this).
+    pub fn search_with_vector(&self, query: &str, q: &[f32], filter: &SearchFilter) -> Result<Vec<SearchHit>, MemoryError> {
+        let wide = SearchFilter { limit: filter.limit.max(RERANK_CANDIDATES), ..*filter };
+        let hits = self.search_words(query, &wide, true)?;
+        let mut scored: Vec<(Option<f32>, SearchHit)> =
+            hits.into_iter().map(|(h, blob)| (blob.filter(|b| b.len() == q.len() * 4).map(|b| embed::dot_blob(q, &b)), h)).collect();
         // Stable: equal (or missing) cosines keep the word order.
         scored.sort_by(|a, b| match (a.0, b.0) {
             (Some(x), Some(y)) => y.total_cmp(&x),
@@ -206,15 +225,19 @@ impl History<'_> {
             .collect())
     }
 
-    /// Embeds up to `max` turns stored without a vector, newest first (run when Roxy is idle:
-    /// embedding costs a few ms per turn, too much for the reply path). Returns how many.
+    /// Embeds up to `max` turns stored without a vector, newest first: turns written before the
+    /// model was installed, or by `write-burst`/imports. [`super::Memory::record_turn`] embeds
+    /// each new turn as it is recorded. Returns how many were filled in.
     pub fn embed_missing(&self, embedder: &dyn Embedder, max: usize) -> Result<usize, MemoryError> {
         let missing: Vec<(i64, String)> = self.store.read(|c| {
-            let mut stmt = c.prepare_cached("SELECT id, user_text || ' ' || reply_text FROM turns WHERE embedding IS NULL ORDER BY id DESC LIMIT ?1")?;
-            let rows = stmt.query_map([max as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            let mut stmt = c.prepare_cached("SELECT id, user_text, reply_text FROM turns WHERE embedding IS NULL ORDER BY id DESC LIMIT ?1")?;
+            let rows = stmt.query_map([max as i64], |r| Ok((r.get(0)?, embed_text(&r.get::<_, String>(1)?, &r.get::<_, String>(2)?))))?;
             rows.collect()
         })?;
         let vectors = missing.iter().map(|(id, text)| Ok((*id, embed::to_blob(&embedder.embed(text)?)))).collect::<Result<Vec<_>, MemoryError>>()?;
+        if vectors.is_empty() {
+            return Ok(0);
+        }
         self.store.write(|tx| {
             let mut stmt = tx.prepare_cached("UPDATE turns SET embedding = ?2 WHERE id = ?1")?;
             for (id, blob) in &vectors {

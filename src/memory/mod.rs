@@ -7,7 +7,9 @@
 //! - [`History`]: every turn, searchable with FTS5 and filters by date; export and clear.
 //! - [`Facts`]: remember / recall / forget, duplicates merged; by meaning with an [`Embedder`].
 //! - [`ResponseCache`]: content-addressed (SHA-256) answers with a TTL per kind and hit counters.
+//! - [`Memory`]: all of it as the brain uses it per turn (`context_for`, `record_turn`).
 
+mod api;
 mod bench;
 mod cache;
 mod context;
@@ -18,16 +20,18 @@ mod history;
 mod migrations;
 mod session;
 mod store;
+mod vectors;
 
+pub use api::Memory;
 pub use bench::{render as render_bench, run as bench, BenchReport, BenchRow};
 pub use context::chat_context;
-pub use embed::{Embedder, MiniLm};
+pub use embed::{CachedEmbedder, Embedder, MiniLm};
 pub use cache::{CacheKind, CacheRequest, CacheStats, KindStats, ResponseCache};
 pub use facts::{Fact, Facts, Remembered};
-pub use history::{History, SearchFilter, SearchHit, Turn, TurnRecord};
+pub use history::{embed_text, History, SearchFilter, SearchHit, Turn, TurnRecord};
 pub use migrations::LATEST_VERSION;
 pub use session::Session;
-pub use store::{Opened, Store, DB_FILE_NAME};
+pub use store::{health, Health, Opened, Store, DB_FILE_NAME};
 
 use std::path::PathBuf;
 

@@ -27,14 +27,24 @@ impl Session {
         Ok(Session { store, id, max_turns, turns })
     }
 
+    /// The most turns the window keeps.
+    pub fn max_turns(&self) -> usize {
+        self.max_turns
+    }
+
     pub fn id(&self) -> i64 {
         self.id
     }
 
     /// Records a turn: committed to the history, then kept in the window (the oldest drops out).
     pub fn record(&mut self, record: TurnRecord) -> Result<&Turn, MemoryError> {
+        self.record_with_vector(record, None)
+    }
+
+    /// [`Session::record`], storing the turn's vector with it (one transaction).
+    pub fn record_with_vector(&mut self, record: TurnRecord, vector: Option<&[f32]>) -> Result<&Turn, MemoryError> {
         let at_ms = now_ms();
-        let id = self.store.history().append(self.id, at_ms, &record)?;
+        let id = self.store.history().append_with_vector(self.id, at_ms, &record, vector)?;
         if self.turns.len() == self.max_turns {
             self.turns.pop_front();
         }

@@ -5,10 +5,11 @@
 //! corrupt the file. Readers never block the writer and vice versa.
 
 use super::migrations::{self, LATEST_VERSION};
+use super::vectors::VectorIndex;
 use super::MemoryError;
 use rusqlite::{Connection, ErrorCode, OpenFlags, Transaction, TransactionBehavior};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
 pub const DB_FILE_NAME: &str = "memory.sqlite3";
@@ -24,6 +25,16 @@ pub struct Store {
     path: PathBuf,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
+    /// The facts' vectors, loaded on the first recall by meaning and kept in step with our own
+    /// writes; reloaded when another process has written (see [`Store::fact_index`]).
+    fact_vectors: RwLock<Option<FactVectors>>,
+}
+
+pub(crate) struct FactVectors {
+    pub(crate) index: VectorIndex,
+    /// The writer's `PRAGMA data_version` when loaded: it changes only when another connection
+    /// (another process, or another `Store` on the same file) commits.
+    data_version: i64,
 }
 
 /// What [`Store::open_or_recover`] did.
@@ -81,7 +92,7 @@ impl Store {
             }
         }
         migrations::migrate_to(&mut writer, LATEST_VERSION).map_err(err)?;
-        Ok((Store { path: path.into(), writer: Mutex::new(writer), readers: Mutex::new(Vec::new()) }, found))
+        Ok((Store { path: path.into(), writer: Mutex::new(writer), readers: Mutex::new(Vec::new()), fact_vectors: RwLock::new(None) }, found))
     }
 
     /// Like [`Store::open`], but a corrupt or foreign file is renamed to
@@ -140,6 +151,53 @@ impl Store {
         Ok(value)
     }
 
+    /// Like [`Store::write`], then `then` updates the in-memory fact vectors (when loaded) while
+    /// the writer is still held, so updates apply in commit order.
+    pub(crate) fn write_then<T>(
+        &self,
+        f: impl FnOnce(&Transaction) -> rusqlite::Result<T>,
+        then: impl FnOnce(&T, &mut VectorIndex),
+    ) -> Result<T, MemoryError> {
+        let mut conn = lock(&self.writer);
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| self.err(e))?;
+        let value = f(&tx).map_err(|e| self.err(e))?;
+        tx.commit().map_err(|e| self.err(e))?;
+        if let Some(loaded) = self.fact_vectors.write().unwrap_or_else(|p| p.into_inner()).as_mut() {
+            then(&value, &mut loaded.index);
+        }
+        Ok(value)
+    }
+
+    /// Runs `f` on the facts' vectors, loading them first if needed or if another connection
+    /// has written since they were loaded.
+    pub(crate) fn fact_index<T>(&self, f: impl FnOnce(&VectorIndex) -> T) -> Result<T, MemoryError> {
+        let version = {
+            let conn = lock(&self.writer);
+            conn.query_row("PRAGMA data_version", [], |r| r.get::<_, i64>(0)).map_err(|e| self.err(e))?
+        };
+        {
+            let loaded = self.fact_vectors.read().unwrap_or_else(|p| p.into_inner());
+            if let Some(v) = loaded.as_ref().filter(|v| v.data_version == version) {
+                return Ok(f(&v.index));
+            }
+        }
+        let mut slot = self.fact_vectors.write().unwrap_or_else(|p| p.into_inner());
+        if slot.as_ref().is_none_or(|v| v.data_version != version) {
+            // Read after taking `version`: the snapshot holds at least what that version saw.
+            let index = self.read(|c| {
+                let mut stmt = c.prepare("SELECT id, embedding FROM facts WHERE embedding IS NOT NULL ORDER BY id")?;
+                let mut rows = stmt.query([])?;
+                let mut index = VectorIndex::default();
+                while let Some(r) = rows.next()? {
+                    index.upsert(r.get(0)?, &super::embed::from_blob(r.get_ref(1)?.as_blob()?));
+                }
+                Ok(index)
+            })?;
+            *slot = Some(FactVectors { index, data_version: version });
+        }
+        Ok(f(&slot.as_ref().expect("just loaded").index))
+    }
+
     /// `PRAGMA integrity_check`: an empty list means the file is sound.
     pub fn integrity_check(&self) -> Result<Vec<String>, MemoryError> {
         let rows = self.read(|c| {
@@ -162,6 +220,57 @@ impl Store {
     fn err(&self, e: rusqlite::Error) -> MemoryError {
         classify(&self.path, e)
     }
+}
+
+/// What `roxy doctor` reports about the database, read without changing it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Health {
+    pub path: PathBuf,
+    /// False: not created yet (it is on first use).
+    pub exists: bool,
+    /// The file and its WAL.
+    pub bytes: u64,
+    pub schema_version: i64,
+    pub turns: u64,
+    pub facts: u64,
+    pub cache_entries: u64,
+    /// `PRAGMA quick_check` findings; empty = sound.
+    pub problems: Vec<String>,
+}
+
+/// Checks the database at `path` without migrating, creating or moving anything: opens it,
+/// reads the schema version, runs `PRAGMA quick_check` and counts rows. A file that is not a
+/// Roxy database is [`MemoryError::Corrupt`]; a newer schema [`MemoryError::TooNew`].
+pub fn health(path: &Path) -> Result<Health, MemoryError> {
+    let mut health = Health { path: path.into(), exists: path.exists(), bytes: 0, schema_version: 0, turns: 0, facts: 0, cache_entries: 0, problems: Vec::new() };
+    if !health.exists {
+        return Ok(health);
+    }
+    health.bytes = ["", "-wal"].iter().filter_map(|s| std::fs::metadata(format!("{}{s}", path.display())).ok()).map(|m| m.len()).sum();
+    let err = |e| classify(path, e);
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX).map_err(err)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(err)?;
+    conn.pragma_update(None, "query_only", true).map_err(err)?;
+    health.schema_version = migrations::version(&conn).map_err(err)?;
+    if health.schema_version > LATEST_VERSION {
+        return Err(MemoryError::TooNew { path: path.into(), found: health.schema_version, supported: LATEST_VERSION });
+    }
+    let tables: i64 = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0)).map_err(err)?;
+    if health.schema_version == 0 && tables > 0 {
+        return Err(MemoryError::Corrupt { path: path.into(), reason: format!("a SQLite database with {tables} schema objects of another program") });
+    }
+    let mut stmt = conn.prepare("PRAGMA quick_check").map_err(err)?;
+    let found = stmt.query_map([], |r| r.get::<_, String>(0)).and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>()).map_err(err)?;
+    health.problems = found.into_iter().filter(|r| r != "ok").collect();
+    let count = |table: &str| conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get::<_, i64>(0)).map(|n| n as u64).map_err(err);
+    if health.schema_version >= 1 && health.problems.is_empty() {
+        health.turns = count("turns")?;
+        health.facts = count("facts")?;
+    }
+    if health.schema_version >= 3 && health.problems.is_empty() {
+        health.cache_entries = count("cache")?;
+    }
+    Ok(health)
 }
 
 fn connect(path: &Path) -> rusqlite::Result<Connection> {
@@ -241,6 +350,26 @@ mod tests {
         let hits = store.history().search("ferns", &Default::default()).unwrap();
         assert_eq!(hits.len(), 1);
         assert_eq!(store.facts().recall("what do ferns need", 5).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn health_reads_counts_and_an_old_schema_without_changing_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(DB_FILE_NAME);
+        assert!(!health(&path).unwrap().exists);
+        assert!(!path.exists(), "checking does not create the file");
+        {
+            let mut old = Connection::open(&path).unwrap();
+            migrations::migrate_to(&mut old, 1).unwrap();
+            old.execute_batch("INSERT INTO sessions(id, started_at) VALUES (1, 0); INSERT INTO turns(session_id, at, user_text, reply_text) VALUES (1, 5, 'hi', 'hello');").unwrap();
+        }
+        let h = health(&path).unwrap();
+        assert_eq!((h.exists, h.schema_version, h.turns, h.facts, h.problems.len()), (true, 1, 1, 0, 0));
+        assert_eq!(migrations::version(&Connection::open(&path).unwrap()).unwrap(), 1, "not migrated by the check");
+        let store = Store::open(&path).unwrap();
+        store.facts().remember("the cat is called Miso").unwrap();
+        let h = health(&path).unwrap();
+        assert_eq!((h.schema_version, h.turns, h.facts), (LATEST_VERSION, 1, 1));
     }
 
     #[test]
