@@ -130,7 +130,9 @@ fn routing_accuracy_on_a_labelled_set() {
             skill_scores.push(*confidence);
         }
         if got != *want {
-            wrong.push(format!("{utterance:?}: wanted {want}, got {got}"));
+            let names = f.brain.skill_names();
+            let top: Vec<String> = f.brain.intents().scores(utterance).unwrap().iter().take(3).map(|s| format!("{} {:.2}", names[s.skill], s.similarity)).collect();
+            wrong.push(format!("{utterance:?}: wanted {want}, got {got} (scores: {})", top.join(", ")));
         }
     }
     let accuracy = 1.0 - wrong.len() as f64 / LABELLED.len() as f64;

@@ -2,7 +2,8 @@
 //! the user turned it on, a cloud LLM behind the privacy gateway.
 //!
 //! Routing, per utterance:
-//! 1. The intent matcher scores every skill (cosine to its template phrases). Skills at or
+//! 1. The intent matcher scores every skill (cosine to its template phrases, plus `CUE_BONUS`
+//!    when the skill's own sure sign is there, e.g. "remember that …"). Skills at or
 //!    above `router.intent_threshold` are tried best first; the first that understands the
 //!    utterance (its parameters parse) answers. Timed as `intent` and `skill`.
 //! 2. Otherwise the LLM answers, with the conversation and recalled facts as context.
@@ -29,7 +30,7 @@ use intent::IntentMatcher;
 use privacy::{Gateway, Kind, Redactions};
 use regex::Regex;
 use serde::Serialize;
-use skills::{Action, Launcher, Plan, Skill, TimerFired, Timers};
+use skills::{Action, Launcher, Plan, Skill, TimerFired, Timers, CUE_BONUS};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::mpsc::Receiver;
@@ -193,12 +194,22 @@ impl Brain {
 
     /// Routes `utterance` without running anything (the plan is ready to run).
     pub fn decide(&self, utterance: &str) -> Result<Decision, BrainError> {
-        let scores = self.intents.scores(utterance).map_err(BrainError::Intent)?;
-        let best = scores.first().map_or(0.0, |s| s.similarity);
-        for score in scores.iter().take_while(|s| s.similarity >= self.threshold) {
-            let skill = &self.skills[score.skill];
+        let raw = self.intents.scores(utterance).map_err(BrainError::Intent)?;
+        let nearest = raw.first().map_or(0.0, |s| s.similarity);
+        let mut scores: Vec<(usize, f32)> = raw
+            .into_iter()
+            .filter(|s| s.similarity + CUE_BONUS >= self.threshold)
+            .map(|s| {
+                let cue = self.skills[s.skill].cue(utterance);
+                (s.skill, (s.similarity + if cue { CUE_BONUS } else { 0.0 }).min(1.0))
+            })
+            .collect();
+        scores.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let best = scores.first().map_or(nearest, |s| s.1.max(nearest));
+        for &(index, confidence) in scores.iter().take_while(|s| s.1 >= self.threshold) {
+            let skill = &self.skills[index];
             if let Some(plan) = skill.plan(utterance) {
-                return Ok(Decision::Skill { skill: skill.name(), confidence: score.similarity, plan });
+                return Ok(Decision::Skill { skill: skill.name(), confidence, plan });
             }
         }
         let (cloud, question) = self.cloud_rule(utterance);

@@ -39,6 +39,10 @@ impl Skill for Calculator {
         ]
     }
 
+    fn cue(&self, utterance: &str) -> bool {
+        to_expression(utterance).is_some()
+    }
+
     fn plan(&self, utterance: &str) -> Option<Plan> {
         let expression = to_expression(utterance)?;
         let result = evaluate(&expression);

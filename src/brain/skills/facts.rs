@@ -44,6 +44,16 @@ fn strip_lead(text: &str, lead: &Regex) -> Option<String> {
     (!rest.is_empty()).then(|| rest.to_string())
 }
 
+/// "remember that my code is 4512" → "my code is 4512"; not "remember when we met?" (a question).
+fn fact_to_remember(utterance: &str) -> Option<String> {
+    static LEAD: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?i)^\s*(hey roxy,?\s*)?(please\s+)?(remember|note|don't forget|do not forget|keep in mind|make a note)( that)?\b[,:]?").unwrap()
+    });
+    static QUESTION: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?i)^(when|what|where|who|how|why|if|whether)\b").unwrap());
+    let fact = strip_lead(utterance, &LEAD)?;
+    (!QUESTION.is_match(&fact) && !utterance.trim_end().ends_with('?')).then_some(fact)
+}
+
 impl Skill for Remember {
     fn name(&self) -> &'static str {
         "remember"
@@ -60,17 +70,26 @@ impl Skill for Remember {
         ]
     }
 
+    fn cue(&self, utterance: &str) -> bool {
+        fact_to_remember(utterance).is_some()
+    }
+
     fn plan(&self, utterance: &str) -> Option<Plan> {
-        static LEAD: LazyLock<Regex> = LazyLock::new(|| {
-            Regex::new(r"(?i)^\s*(hey roxy,?\s*)?(please\s+)?(remember|note|don't forget|do not forget|keep in mind|make a note)( that)?\b[,:]?").unwrap()
-        });
-        let fact = strip_lead(utterance, &LEAD)?;
+        let fact = fact_to_remember(utterance)?;
         let facts = self.0.clone();
         Some(Box::new(move || match facts.store.facts_by_meaning(facts.embedder.as_ref()).remember(&fact) {
             Ok(r) if r.merged => SkillReply::say(format!("I already knew that; updated: {}.", second_person(&r.fact.text))),
             Ok(r) => SkillReply::say(format!("Got it: {}.", second_person(&r.fact.text))),
             Err(e) => SkillReply::failed(format!("I couldn't save that: {e}")),
         }))
+    }
+}
+
+impl Recall {
+    /// The stored fact that answers `question`, if one does.
+    fn best_fact(&self, question: &str) -> Result<Option<crate::memory::Fact>, crate::memory::MemoryError> {
+        let found = self.0.store.facts_by_meaning(self.0.embedder.as_ref()).recall(question, 1)?;
+        Ok(found.into_iter().next().filter(|(_, score)| *score >= ANSWERS).map(|(fact, _)| fact))
     }
 }
 
@@ -92,10 +111,13 @@ impl Skill for Recall {
         ]
     }
 
+    fn cue(&self, utterance: &str) -> bool {
+        self.best_fact(utterance).is_ok_and(|f| f.is_some())
+    }
+
     fn plan(&self, utterance: &str) -> Option<Plan> {
         static EVERYTHING: LazyLock<Regex> =
             LazyLock::new(|| Regex::new(r"(?i)\bwhat (do you know about me|did i ask you to remember|have i told you)\b").unwrap());
-        static ABOUT_ME: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?i)\b(my|i|me|mine)\b").unwrap());
         static OPENER: LazyLock<Regex> =
             LazyLock::new(|| Regex::new(r"(?i)^\s*(what|when|where|who|which|do you remember|what's|whats|how)\b").unwrap());
         let facts = self.0.clone();
@@ -110,17 +132,15 @@ impl Skill for Recall {
                 Err(e) => SkillReply::failed(format!("I couldn't read my memory: {e}")),
             }));
         }
-        // Only questions about the user's own things: "what's the capital of France" is not.
-        if !OPENER.is_match(utterance) || !ABOUT_ME.is_match(utterance) {
+        if !OPENER.is_match(utterance) {
             return None;
         }
-        let recalled = facts.store.facts_by_meaning(facts.embedder.as_ref()).recall(utterance, 1);
-        let best = match recalled {
-            Ok(found) => found.into_iter().next().filter(|(_, score)| *score >= ANSWERS),
+        let best = match self.best_fact(utterance) {
+            Ok(best) => best,
             Err(e) => return Some(Box::new(move || SkillReply::failed(format!("I couldn't search my memory: {e}")))),
         };
-        // Nothing stored about it: the LLM may still know (it is not a personal fact after all).
-        let (fact, _) = best?;
+        // Nothing stored about it: the LLM may know ("what's the capital of France").
+        let fact = best?;
         Some(Box::new(move || SkillReply::say(format!("You told me {}.", second_person(&fact.text)))))
     }
 }

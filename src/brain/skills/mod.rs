@@ -58,4 +58,13 @@ pub trait Skill: Send + Sync {
     /// The plan for `utterance`, or `None` when it is not this skill's after all (the intent
     /// matcher only says it sounds like it).
     fn plan(&self, utterance: &str) -> Option<Plan>;
+    /// A sign the skill is sure of ("remember that …", an arithmetic expression that parses,
+    /// an allow-listed app after "open"). It lifts the skill's confidence by `CUE_BONUS`, so
+    /// wordings far from every template still reach it.
+    fn cue(&self, _utterance: &str) -> bool {
+        false
+    }
 }
+
+/// Added to a skill's similarity when its cue is present.
+pub const CUE_BONUS: f32 = 0.3;

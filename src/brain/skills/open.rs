@@ -68,6 +68,14 @@ impl Open {
     }
 }
 
+/// "open the Calendar app" → "Calendar".
+fn target_name(utterance: &str) -> Option<String> {
+    static LEAD: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?i)^\s*(hey roxy,?\s*)?(please\s+)?(open|launch|start|go to|bring up|show me|run)\s+(up\s+)?(the\s+|my\s+)?(.+?)(\s+app)?[.!?]*\s*$").unwrap()
+    });
+    Some(LEAD.captures(utterance)?.get(6)?.as_str().trim().to_string())
+}
+
 impl Skill for Open {
     fn name(&self) -> &'static str {
         "open"
@@ -77,11 +85,12 @@ impl Skill for Open {
         &["open safari", "launch the calendar app", "open youtube", "go to wikipedia", "start spotify", "open my email", "bring up notes"]
     }
 
+    fn cue(&self, utterance: &str) -> bool {
+        target_name(utterance).is_some_and(|name| self.find(&name).is_some())
+    }
+
     fn plan(&self, utterance: &str) -> Option<Plan> {
-        static LEAD: LazyLock<Regex> = LazyLock::new(|| {
-            Regex::new(r"(?i)^\s*(hey roxy,?\s*)?(please\s+)?(open|launch|start|go to|bring up|show me|run)\s+(up\s+)?(the\s+|my\s+)?(.+?)(\s+app)?[.!?]*\s*$").unwrap()
-        });
-        let name = LEAD.captures(utterance)?.get(6)?.as_str().trim().to_string();
+        let name = target_name(utterance)?;
         let target = self.find(&name);
         let launcher = self.launcher.clone();
         Some(Box::new(move || match target {

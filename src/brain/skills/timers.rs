@@ -146,6 +146,11 @@ impl Skill for Timer {
         ]
     }
 
+    fn cue(&self, utterance: &str) -> bool {
+        static CUE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?i)\b(timer|remind me|alarm)\b").unwrap());
+        CUE.is_match(utterance)
+    }
+
     fn plan(&self, utterance: &str) -> Option<Plan> {
         static CANCEL: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?i)\b(cancel|stop|delete|clear|remove)\b.*\b(timers?|reminders?|alarms?)\b").unwrap());
         static LEFT: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?i)\b(how (much|long)|time left|remaining)\b").unwrap());
