@@ -35,6 +35,7 @@ pub struct Config {
     pub hotkey: HotkeyConfig,
     pub cloud: CloudConfig,
     pub app: AppConfig,
+    pub api: ApiConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -249,6 +250,21 @@ impl Default for AppConfig {
     }
 }
 
+/// The local API (`roxy serve`); its port is `app.api_port`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Chat completions generated at once; more wait in a queue (never refused).
+    pub concurrency: u32,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        // One LLM worker serves one generation at a time.
+        ApiConfig { concurrency: 1 }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -263,6 +279,7 @@ impl Default for Config {
             hotkey: HotkeyConfig::default(),
             cloud: CloudConfig::default(),
             app: AppConfig::default(),
+            api: ApiConfig::default(),
         }
     }
 }
@@ -368,6 +385,7 @@ impl Config {
         )?;
         check(!c.cloud.enabled || !c.cloud.model.is_empty(), path, "cloud.model", "\"\"", "a model name when cloud.enabled = true")?;
         check(c.app.api_port >= 1024, path, "app.api_port", c.app.api_port, "a port from 1024 to 65535")?;
+        check((1..=64).contains(&c.api.concurrency), path, "api.concurrency", c.api.concurrency, "between 1 and 64")?;
         Ok(())
     }
 

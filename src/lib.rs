@@ -1,6 +1,7 @@
 //! Roxy's engine: every stage of the voice loop, headless and testable on any OS.
 //! The menu-bar shell (`src-tauri/`) and the CLI (`src/main.rs`) are thin adapters over it.
 
+pub mod api;
 pub mod audio;
 pub mod config;
 pub mod doctor;

@@ -59,10 +59,18 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Per-stage timing statistics (count, avg, min, max, p50/p90/p99, target) of the last session.
+    /// Per-stage timing statistics (count, avg, min, max, p50/p90/p99, target): from a running
+    /// Roxy's API when one answers, else the last session's saved figures.
     Stats {
         #[arg(long)]
         json: bool,
+    },
+    /// Run the local API on 127.0.0.1 (health, Prometheus metrics, timings, OpenAI-compatible
+    /// chat) until Ctrl-C. POST endpoints need the token in <data dir>/api_token.
+    Serve {
+        /// Default: `app.api_port` from the config (8742).
+        #[arg(long)]
+        port: Option<u16>,
     },
     /// The whole voice loop, headless: a WAV file (or --text) in, Roxy's spoken reply out as WAV.
     Run {
@@ -186,15 +194,8 @@ fn run(cli: Cli, paths: &Paths) -> Result<ExitCode> {
         Command::Memory { command } => cli_memory::memory_command(command, paths),
         Command::Cache { command } => cli_memory::cache_command(command, paths),
         Command::Mic { seconds, device, save, json } => mic_command(seconds, device.as_deref(), save.as_deref(), json),
-        Command::Stats { json } => {
-            let stats = roxy::metrics::load(&roxy::metrics::stats_file(&paths.data_dir))?;
-            if json {
-                print_json(&stats)?;
-            } else {
-                print!("{}", roxy::metrics::render(&stats));
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Stats { json } => stats_command(json, paths),
+        Command::Serve { port } => serve_command(port, paths, &manifest),
         Command::Run { input, text, output, json } => run_command(input.as_deref(), text.as_deref(), &output, json, paths, &manifest),
         Command::Ask { question, json } => ask_command(&question, json, paths, &manifest),
         Command::Transcribe { file, json } => transcribe_command(&file, json, paths, &manifest),
@@ -295,6 +296,80 @@ fn models_command(command: ModelsCommand, paths: &Paths, manifest: &Manifest) ->
             Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
     }
+}
+
+fn stats_command(json: bool, paths: &Paths) -> Result<ExitCode> {
+    // A broken config must not hide the saved figures: fall back to the default port.
+    let port = Config::load(&paths.config_file, MemoryInfo::detect()).map_or(roxy::config::AppConfig::default().api_port, |l| l.config.app.api_port);
+    let (stats, source) = match roxy::api::client::live_stats(port) {
+        Some(stats) => (stats, format!("live figures from the Roxy running at 127.0.0.1:{port}")),
+        None => {
+            let file = roxy::metrics::stats_file(&paths.data_dir);
+            (roxy::metrics::load(&file)?, format!("saved figures of the last session ({}); no Roxy answers on port {port}", file.display()))
+        }
+    };
+    if json {
+        // stdout stays the bare table for scripts; the source goes to stderr.
+        print_json(&stats)?;
+        eprintln!("source: {source}");
+    } else {
+        println!("source: {source}");
+        print!("{}", roxy::metrics::render(&stats));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn serve_command(port: Option<u16>, paths: &Paths, manifest: &Manifest) -> Result<ExitCode> {
+    use roxy::api::{self, Api, ChatBackend, ChatDefaults, LlmBackend, ServerHandle, UnavailableBackend};
+    use roxy::llm::{LlmSettings, LlmSupervisor};
+    use std::sync::Arc;
+    let config = Config::load(&paths.config_file, MemoryInfo::detect())?.config;
+    let port = port.unwrap_or(config.app.api_port);
+    anyhow::ensure!(port != 0, "--port 0 is not a port: use 1024 to 65535");
+    let token = api::load_or_create_token(&paths.data_dir)?;
+    let stages = Arc::new(roxy::metrics::Registry::new());
+    let (backend, llm): (Arc<dyn ChatBackend>, _) = match LlmSettings::from_config(&config.llm, &paths.models_dir, manifest) {
+        Ok(settings) => {
+            let id = models::resolve(manifest, &paths.models_dir, "llm", &config.llm.model).map_or_else(|| config.llm.model.clone(), |r| r.id);
+            let llm = Arc::new(LlmSupervisor::new(settings));
+            (Arc::new(LlmBackend::new(llm.clone(), id, stages.clone())), Some(llm))
+        }
+        Err(e) => {
+            eprintln!("warning: {e}; chat completions answer 503 until a model is installed");
+            (Arc::new(UnavailableBackend { reason: e.to_string() }), None)
+        }
+    };
+    let cache = match roxy::memory::Store::open_in(&paths.data_dir) {
+        Ok(store) => Some(Arc::new(roxy::memory::ResponseCache::new(Arc::new(store), &config.memory))),
+        Err(e) => {
+            eprintln!("warning: the response cache is unavailable ({e}); /metrics leaves out its hit rates");
+            None
+        }
+    };
+    let api = Api::with_cache(backend, stages.clone(), token, config.api.concurrency as usize, cache)
+        .chat_defaults(ChatDefaults::from_config(&config.llm))
+        .token_path(api::token_file(&paths.data_dir));
+    let server = ServerHandle::start(Arc::new(api), port)?;
+    if let Some(llm) = &llm {
+        // Load the model now so the first chat does not wait for it.
+        let (llm, stages) = (llm.clone(), stages.clone());
+        std::thread::spawn(move || match llm.load() {
+            Ok(info) => stages.record_ms(roxy::metrics::Stage::ModelLoad, info.load_ms as f64),
+            Err(e) => eprintln!("warning: {e}"),
+        });
+    }
+    println!("Roxy API listening on http://{} (Ctrl-C stops it)", server.addr());
+    println!("POST endpoints need `Authorization: Bearer <token>`; the token is in {}", api::token_file(&paths.data_dir).display());
+    server.wait_for_signal()?;
+    if let Some(llm) = llm {
+        llm.stop();
+    }
+    let stats = stages.snapshot();
+    if !stats.is_empty() {
+        roxy::metrics::save(&roxy::metrics::stats_file(&paths.data_dir), &stats)?;
+    }
+    eprintln!("stopped");
+    Ok(ExitCode::SUCCESS)
 }
 
 fn transcribe_command(file: &std::path::Path, json: bool, paths: &Paths, manifest: &Manifest) -> Result<ExitCode> {

@@ -1,0 +1,154 @@
+//! What answers `/v1/chat/completions`: a [`ChatBackend`] turns messages and options into a
+//! stream of text. [`LlmBackend`] is the local LLM; Roxy's router can stand behind the same seam.
+
+use crate::llm::{ChatMessage, GenerateOptions, LlmError, LlmSupervisor, StopReason};
+use crate::metrics::{Registry, Stage};
+use futures_util::stream::BoxStream;
+use futures_util::StreamExt;
+use std::sync::Arc;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatRequest {
+    pub messages: Vec<ChatMessage>,
+    pub options: GenerateOptions,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinishReason {
+    /// The answer is complete (or a stop string was reached).
+    Stop,
+    /// Cut short by `max_tokens` or the context window.
+    Length,
+}
+
+impl FinishReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FinishReason::Stop => "stop",
+            FinishReason::Length => "length",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatDone {
+    pub finish_reason: FinishReason,
+    pub prompt_tokens: u32,
+    pub completion_tokens: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChatEvent {
+    Text(String),
+    /// Always the last event of a stream that did not fail.
+    Done(ChatDone),
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ChatError {
+    /// Nothing can answer now (no model installed, worker missing): 503.
+    #[error("{0}")]
+    Unavailable(String),
+    /// This request failed (the worker crashed mid-answer): 500.
+    #[error("{0}")]
+    Failed(String),
+}
+
+pub type ChatStream = BoxStream<'static, Result<ChatEvent, ChatError>>;
+
+pub trait ChatBackend: Send + Sync + 'static {
+    /// The id `/v1/models` lists and completions report.
+    fn model_id(&self) -> String;
+
+    /// Starts a completion. Text arrives as the stream is polled; dropping the stream cancels it.
+    /// Must be called within a tokio runtime.
+    fn chat(&self, request: ChatRequest) -> ChatStream;
+
+    /// Memory the backend holds outside this process (the LLM worker's RSS), for `/metrics`.
+    fn external_memory_bytes(&self) -> Option<u64> {
+        None
+    }
+}
+
+/// The local LLM through its supervisor (one worker; generations run one at a time).
+pub struct LlmBackend {
+    llm: Arc<LlmSupervisor>,
+    model_id: String,
+    metrics: Arc<Registry>,
+}
+
+impl LlmBackend {
+    /// `model_id` is what clients see (the manifest id of the configured model).
+    pub fn new(llm: Arc<LlmSupervisor>, model_id: impl Into<String>, metrics: Arc<Registry>) -> Self {
+        LlmBackend { llm, model_id: model_id.into(), metrics }
+    }
+}
+
+impl ChatBackend for LlmBackend {
+    fn model_id(&self) -> String {
+        self.model_id.clone()
+    }
+
+    fn chat(&self, request: ChatRequest) -> ChatStream {
+        // Small buffer: a slow reader slows generation instead of piling text up.
+        let (tx, rx) = tokio::sync::mpsc::channel(32);
+        let llm = self.llm.clone();
+        let metrics = self.metrics.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut reader_gone = false;
+            let result = llm.generate(&request.messages, &request.options, |piece| {
+                if !reader_gone && tx.blocking_send(Ok(ChatEvent::Text(piece.to_string()))).is_err() {
+                    // The client went away: stop spending compute on it.
+                    reader_gone = true;
+                    llm.cancel();
+                }
+            });
+            let last = match result {
+                Ok(completion) => {
+                    let s = &completion.stats;
+                    if s.stop_reason != StopReason::Cancelled {
+                        metrics.record_ms(Stage::LlmFirstToken, s.first_token_ms as f64);
+                        metrics.record_ms(Stage::LlmTotal, s.total_ms as f64);
+                    }
+                    let finish_reason = match s.stop_reason {
+                        StopReason::MaxTokens | StopReason::ContextFull => FinishReason::Length,
+                        StopReason::Eos | StopReason::StopString | StopReason::Cancelled => FinishReason::Stop,
+                    };
+                    Ok(ChatEvent::Done(ChatDone { finish_reason, prompt_tokens: s.prompt_tokens, completion_tokens: s.completion_tokens }))
+                }
+                Err(e) => Err(chat_error(e)),
+            };
+            let _ = tx.blocking_send(last);
+        });
+        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }).boxed()
+    }
+
+    fn external_memory_bytes(&self) -> Option<u64> {
+        self.llm.status().rss_bytes
+    }
+}
+
+fn chat_error(e: LlmError) -> ChatError {
+    match e {
+        LlmError::WorkerNotFound { .. } | LlmError::WorkerPathInvalid { .. } | LlmError::Spawn { .. } | LlmError::ProtocolMismatch { .. } | LlmError::Model { .. } => {
+            ChatError::Unavailable(e.to_string())
+        }
+        _ => ChatError::Failed(e.to_string()),
+    }
+}
+
+/// Stands in when no model can answer, so health and metrics still work: every chat gets the
+/// reason (and its fix) as a 503.
+pub struct UnavailableBackend {
+    pub reason: String,
+}
+
+impl ChatBackend for UnavailableBackend {
+    fn model_id(&self) -> String {
+        "none".into()
+    }
+
+    fn chat(&self, _request: ChatRequest) -> ChatStream {
+        futures_util::stream::once(std::future::ready(Err(ChatError::Unavailable(self.reason.clone())))).boxed()
+    }
+}
