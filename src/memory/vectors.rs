@@ -285,3 +285,52 @@ mod tests {
         }
     }
 }
+
+/// Real MiniLM vectors above `EXACT_ROWS`, where the sign-bit pre-selection is used: the fact
+/// it ranks first is as close to the question as the exact float scan's best. Slow (embeds
+/// ~6,000 sentences): `cargo test -j2 --lib vectors -- --ignored --nocapture`.
+#[cfg(test)]
+mod minilm_check {
+    use super::*;
+    use crate::memory::{Embedder, MiniLm};
+
+    #[test]
+    #[ignore]
+    fn preselection_agrees_with_the_exact_scan_on_minilm_vectors() {
+        let dir = std::env::var("ROXY_MODELS_DIR").unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/.roxy/models").into());
+        let model = MiniLm::load(std::path::Path::new(&dir)).expect("MiniLM installed (roxy models fetch)");
+        let names = ["Anna", "Ben", "Carla", "David", "Emma", "Farid", "Grace", "Hugo", "Ines", "Jonas", "Kira", "Liam", "Mona", "Nils", "Olga", "Pablo", "Quinn", "Rosa", "Sami", "Tara"];
+        let things = [
+            "birthday is in", "favourite colour is", "car is parked on", "dentist appointment is on", "flight leaves on", "cat is called", "phone number ends in",
+            "allergy is to", "gym class is on", "book club meets on", "favourite food is", "office is on floor", "train arrives at", "shoe size is", "lucky number is",
+        ];
+        let values = ["March", "blue", "level 3", "Tuesday", "Friday evening", "Miso", "42", "peanuts", "Monday", "the first Sunday", "ramen", "seven", "noon", "nine", "thirteen", "green", "June", "Pepper", "oat milk", "Thursday"];
+        let mut texts = Vec::new();
+        for (i, n) in names.iter().enumerate() {
+            for (j, t) in things.iter().enumerate() {
+                for k in 0..20 {
+                    texts.push(format!("{n}'s {t} {}", values[(i + j * 3 + k) % values.len()]));
+                }
+            }
+        }
+        let vectors: Vec<Vec<f32>> = texts.iter().map(|t| model.embed(t).unwrap()).collect();
+        let mut index = VectorIndex::default();
+        for (i, v) in vectors.iter().enumerate() {
+            index.upsert(i as i64, v);
+        }
+        assert!(texts.len() > EXACT_ROWS);
+        let questions: Vec<String> = (0..100).map(|q| format!("what is {}'s {}?", names[q % names.len()], things[(q * 7) % things.len()].split(' ').take(2).collect::<Vec<_>>().join(" "))).collect();
+        let mut worst = 0f32;
+        let mut agree = 0;
+        for q in &questions {
+            let v = model.embed(q).unwrap();
+            let exact = vectors.iter().map(|r| r.iter().zip(&v).map(|(a, b)| a * b).sum::<f32>()).fold(f32::MIN, f32::max);
+            let (id, _) = index.top(&index.query(&v).unwrap(), 1)[0];
+            let found: f32 = vectors[id as usize].iter().zip(&v).map(|(a, b)| a * b).sum();
+            worst = worst.max(exact - found);
+            agree += (exact - found < 0.01) as usize;
+        }
+        eprintln!("{} facts, {} questions: first hit within 0.01 of the exact best for {agree}; largest shortfall {worst:.4}", texts.len(), questions.len());
+        assert!(agree >= 95, "{agree}/100");
+    }
+}
