@@ -32,6 +32,7 @@ pub struct Config {
     pub vad: VadConfig,
     pub memory: MemoryConfig,
     pub router: RouterConfig,
+    pub skills: SkillsConfig,
     pub hotkey: HotkeyConfig,
     pub cloud: CloudConfig,
     pub app: AppConfig,
@@ -187,6 +188,34 @@ impl Default for RouterConfig {
     }
 }
 
+/// What the "open" skill may launch. Only these: the command line is built from this list,
+/// never from what was heard.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SkillsConfig {
+    /// Application names as the OS knows them (`open -a NAME` on macOS).
+    pub apps: Vec<String>,
+    /// Spoken name → URL.
+    pub sites: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for SkillsConfig {
+    fn default() -> Self {
+        let apps = ["Safari", "Notes", "Calendar", "Mail", "Music", "Messages", "Maps", "Photos", "Reminders", "Terminal", "Finder", "System Settings"];
+        let sites = [
+            ("youtube", "https://www.youtube.com"),
+            ("wikipedia", "https://en.wikipedia.org"),
+            ("github", "https://github.com"),
+            ("gmail", "https://mail.google.com"),
+            ("maps", "https://maps.apple.com"),
+        ];
+        SkillsConfig {
+            apps: apps.map(String::from).to_vec(),
+            sites: sites.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum HotkeyMode {
@@ -276,6 +305,7 @@ impl Default for Config {
             vad: VadConfig::default(),
             memory: MemoryConfig::default(),
             router: RouterConfig::default(),
+            skills: SkillsConfig::default(),
             hotkey: HotkeyConfig::default(),
             cloud: CloudConfig::default(),
             app: AppConfig::default(),
@@ -375,6 +405,9 @@ impl Config {
         check((1..=1_000).contains(&c.memory.session_turns), path, "memory.session_turns", c.memory.session_turns, "between 1 and 1000")?;
         check((1..=1_048_576).contains(&c.memory.cache_max_mb), path, "memory.cache_max_mb", c.memory.cache_max_mb, "between 1 and 1048576 (1 TiB)")?;
         check((0.0..=1.0).contains(&c.router.intent_threshold), path, "router.intent_threshold", c.router.intent_threshold, "between 0.0 and 1.0")?;
+        for (site, url) in &c.skills.sites {
+            check(url.starts_with("http://") || url.starts_with("https://"), path, "skills.sites", format!("{site} = {url:?}"), "an http:// or https:// URL for every site")?;
+        }
         check(!c.hotkey.shortcut.trim().is_empty(), path, "hotkey.shortcut", "\"\"", "a shortcut such as \"Alt+Space\"")?;
         check(
             !c.cloud.enabled || c.cloud.base_url.starts_with("http://") || c.cloud.base_url.starts_with("https://"),
@@ -392,6 +425,85 @@ impl Config {
     /// The effective config as TOML, as `roxy config show` prints it.
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).expect("config serialises")
+    }
+
+    /// What `preset` gives on a machine with `memory` before any user file: defaults < tier.
+    pub fn preset_base(preset: PresetChoice, memory: MemoryInfo) -> Config {
+        let mut merged = toml::Table::try_from(Config::default()).expect("defaults serialise");
+        if let Some(tier) = preset.resolve(memory.total) {
+            merge(&mut merged, tier.values());
+        }
+        let mut config: Config = merged.try_into().expect("built-in presets are valid (checked by tests)");
+        config.preset = preset;
+        config
+    }
+
+    /// Saves this config as the user's file at `path` (what the settings window does): validated
+    /// first, then only the keys that differ from its preset's base are written, so a key the user
+    /// never changed keeps following the preset. The write is atomic and the previous file is kept
+    /// as `<path>.bak`. Comments in the old file are not carried over (the .bak keeps them).
+    pub fn save_user_file(&self, path: &Path, memory: MemoryInfo) -> Result<(), ConfigError> {
+        self.validate(path)?;
+        let mut mine = toml::Table::try_from(self).expect("config serialises");
+        let mut base = toml::Table::try_from(Config::preset_base(self.preset, memory)).expect("config serialises");
+        tidy_floats(&mut mine);
+        tidy_floats(&mut base);
+        let mut file = diff(&mine, &base);
+        file.insert("preset".into(), mine["preset"].clone());
+        let text = format!("# Written by Roxy's settings window; only keys that differ from the preset.\n{}", toml::to_string_pretty(&file).expect("table serialises"));
+
+        // The file must read back as exactly this config, or nothing is written.
+        let (again, _) = Config::from_toml(&text, path, memory, None)?;
+        if &again != self {
+            return Err(ConfigError::Parse { path: path.into(), message: "the saved file would not read back as the same settings (a bug; please report it). ".into() });
+        }
+
+        let err = |source| ConfigError::Write { path: path.into(), source };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(err)?;
+        }
+        let with_suffix = |suffix: &str| {
+            let mut name = path.file_name().unwrap_or_default().to_os_string();
+            name.push(suffix);
+            path.with_file_name(name)
+        };
+        if path.exists() {
+            std::fs::copy(path, with_suffix(".bak")).map_err(err)?;
+        }
+        let tmp = with_suffix(".tmp");
+        std::fs::write(&tmp, text).map_err(err)?;
+        std::fs::rename(&tmp, path).map_err(err)
+    }
+}
+
+/// The keys of `mine` whose values differ from `base`, table by table.
+fn diff(mine: &toml::Table, base: &toml::Table) -> toml::Table {
+    let mut out = toml::Table::new();
+    for (key, value) in mine {
+        match (value, base.get(key)) {
+            (toml::Value::Table(m), Some(toml::Value::Table(b))) => {
+                let sub = diff(m, b);
+                if !sub.is_empty() {
+                    out.insert(key.clone(), toml::Value::Table(sub));
+                }
+            }
+            (v, Some(b)) if v == b => {}
+            (v, _) => {
+                out.insert(key.clone(), v.clone());
+            }
+        }
+    }
+    out
+}
+
+/// Every float in the config is an f32; write `0.7`, not its f64 widening `0.699999988079071`.
+fn tidy_floats(table: &mut toml::Table) {
+    for (_, value) in table.iter_mut() {
+        match value {
+            toml::Value::Float(f) => *f = (*f as f32).to_string().parse().unwrap_or(*f),
+            toml::Value::Table(t) => tidy_floats(t),
+            _ => {}
+        }
     }
 }
 
@@ -489,6 +601,39 @@ mod tests {
         assert!(!loaded.file_found);
         let err = Config::load(dir.path(), mem(8)).unwrap_err();
         assert!(matches!(err, ConfigError::Read { .. }), "{err}");
+    }
+
+    #[test]
+    fn saved_file_holds_only_the_changes_and_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/config.toml");
+        let (mut c, _) = load("preset = \"8gb\"", 8).unwrap();
+        c.llm.temperature = 0.3;
+        c.vad.end_silence_ms = 700;
+        c.save_user_file(&path, mem(8)).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("temperature = 0.3\n") && text.contains("end_silence_ms = 700"), "{text}");
+        assert!(!text.contains("max_tokens"), "unchanged keys follow the preset: {text}");
+        assert_eq!(Config::load(&path, mem(8)).unwrap().config, c);
+
+        // Saving again keeps the previous file as .bak.
+        c.tts.speed = 1.25;
+        c.save_user_file(&path, mem(8)).unwrap();
+        assert!(std::fs::read_to_string(dir.path().join("sub/config.toml.bak")).unwrap().contains("temperature = 0.3"));
+        assert!(std::fs::read_to_string(&path).unwrap().contains("speed = 1.25"));
+        assert_eq!(Config::preset_base(PresetChoice::Gb32, mem(8)).llm.model, "qwen3-8b-q4_k_m");
+    }
+
+    #[test]
+    fn an_invalid_config_is_not_saved() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, "# mine\n").unwrap();
+        let (mut c, _) = load("", 8).unwrap();
+        c.llm.temperature = 9.0;
+        let err = c.save_user_file(&path, mem(8)).unwrap_err();
+        assert!(matches!(err, ConfigError::Value { key: "llm.temperature", .. }), "{err}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "# mine\n", "the old file is untouched");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod audio;
+pub mod brain;
 pub mod config;
 pub mod doctor;
 pub mod listen;

@@ -384,32 +384,27 @@ fn transcribe_command(file: &std::path::Path, json: bool, paths: &Paths, manifes
 }
 
 fn ask_command(question: &str, json: bool, paths: &Paths, manifest: &Manifest) -> Result<ExitCode> {
-    use roxy::llm::{ChatMessage, GenerateOptions, LlmSettings, LlmSupervisor, Role};
     use std::io::Write;
     let config = Config::load(&paths.config_file, MemoryInfo::detect())?.config;
-    let mut settings = LlmSettings::from_config(&config.llm, &paths.models_dir, manifest)?;
-    settings.idle_timeout = None;
-    let llm = LlmSupervisor::new(settings);
+    let metrics = std::sync::Arc::new(roxy::metrics::Registry::new());
     let started = std::time::Instant::now();
-    let model = llm.load()?;
-    let load_ms = started.elapsed().as_millis() as u64;
-    let messages = [ChatMessage::new(Role::System, roxy::llm::SYSTEM_PROMPT), ChatMessage::new(Role::User, question)];
+    let deps = roxy::brain::BrainDeps::open(&paths.data_dir, &paths.models_dir, &config, metrics.clone())?;
+    let (brain, _timers) = roxy::brain::Brain::new(&config, &paths.models_dir, manifest, deps)?;
+    let load_ms = started.elapsed().as_secs_f64() * 1000.0;
     let mut out = std::io::stdout().lock();
-    let completion = llm.generate(&messages, &GenerateOptions::from_config(&config.llm), |piece| {
+    let reply = brain.answer(question, &mut |piece| {
         if !json {
             let _ = out.write_all(piece.as_bytes());
             let _ = out.flush();
         }
-    })?;
+    });
     drop(out);
-    llm.stop();
+    brain.shutdown();
+    let reply = reply?;
     if json {
-        print_json(&serde_json::json!({
-            "answer": completion.text.trim(),
-            "model": model,
-            "stats": completion.stats,
-            "ms": { "load": load_ms, "first_token": completion.stats.first_token_ms, "total": completion.stats.total_ms },
-        }))?;
+        let mut value = serde_json::to_value(&reply)?;
+        value["ms"]["load"] = serde_json::json!((load_ms * 10.0).round() / 10.0);
+        print_json(&value)?;
     } else {
         println!();
     }
@@ -449,7 +444,7 @@ fn run_command(input: Option<&std::path::Path>, text: Option<&str>, output: &std
     // Read the audio before paying for the model loads: a bad file fails fast.
     let audio = input.map(roxy::audio::wav::read_mono_16k).transpose()?.map(|(samples, _)| samples);
     let metrics = std::sync::Arc::new(roxy::metrics::Registry::new());
-    let (engine, load) = Engine::load(config, &paths.models_dir, manifest, metrics.clone())?;
+    let (engine, load) = Engine::load(config, &paths.models_dir, &paths.data_dir, manifest, metrics.clone())?;
     let turns = match (audio, text) {
         (Some(samples), _) => engine.respond_to_audio(&samples),
         (None, Some(text)) => engine.respond_to_text(text, std::time::Instant::now()).map(|t| vec![t]),
@@ -472,7 +467,15 @@ fn run_command(input: Option<&std::path::Path>, text: Option<&str>, output: &std
         for t in &turns {
             println!("you:  {}\nroxy: {}", t.heard, t.reply);
             let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0} ms"));
-            println!("      stt {}, llm first token {}, tts first audio {}, end of speech to first audio {}", ms(t.ms.stt), ms(t.ms.llm_first_token), ms(t.ms.tts_first_audio), ms(t.ms.e2e_first_audio));
+            let route = t.skill.map_or_else(|| format!("{:?}", t.route).to_lowercase(), |s| format!("skill {s}"));
+            println!(
+                "      [{route}] stt {}, intent {}, llm first token {}, tts first audio {}, end of speech to first audio {}",
+                ms(t.ms.stt),
+                ms(t.ms.intent),
+                ms(t.ms.llm_first_token),
+                ms(t.ms.tts_first_audio),
+                ms(t.ms.e2e_first_audio)
+            );
         }
         eprintln!("replies written to {} (timings: roxy stats)", output.display());
     }

@@ -1,24 +1,33 @@
-//! The voice loop, headless: utterance audio → Whisper → local LLM (streamed) → Piper (streamed
-//! sentence by sentence while the LLM is still writing) → reply audio. `roxy run` drives it over
-//! a WAV file or a typed question; every stage reports into the timing registry.
+//! The voice loop, headless: audio → VAD + wake word → Whisper → the brain (a skill, or the
+//! local LLM streamed) → Piper (sentence by sentence while the LLM is still writing) → reply
+//! audio. `roxy run` drives it over a WAV file or a typed question; every stage reports into
+//! the timing registry.
+//!
+//! With `wake.enabled`, only speech that contains the wake word ("hey jarvis, what time is
+//! it?") or follows it within `FOLLOW_UP_MS` ("hey jarvis" … "what time is it?") is answered.
 
 use crate::audio::wav::{self, WavError};
+use crate::brain::{Brain, BrainDeps, BrainError, Route};
 use crate::config::Config;
-use crate::llm::{ChatMessage, GenerateOptions, LlmError, LlmSettings, LlmSupervisor, NoLlmModel, Role, SYSTEM_PROMPT};
+use crate::listen::{ListenError, ListenEvent, Listener, CHUNK};
 use crate::metrics::{Registry, Stage};
 use crate::models::Manifest;
 use crate::stt::{Stt, SttError};
 use crate::tts::{self, StreamOptions, Tts, TtsError};
-use crate::vad::{EndpointSettings, SileroVad, Vad, VadError, VadEvent};
+use crate::vad::{EndpointSettings, SileroVad, Vad, VadError};
+use crate::wake::{WakeDetector, WakeError, WakeModels, WakeSettings};
+use regex::Regex;
 use serde::Serialize;
 use std::path::Path;
 use std::sync::{mpsc, Arc};
 use std::time::Instant;
 
-/// Chunk size the file is fed in, as a live 32 ms microphone callback would deliver it.
-const CHUNK: usize = 512;
 /// Silence between two replies in the output file.
 const REPLY_GAP_S: f32 = 0.4;
+/// After a wake word on its own, speech starting within this long is the command.
+const FOLLOW_UP_MS: u64 = 8_000;
+/// A detection this close before the speech start (or inside it) belongs to that utterance.
+const WAKE_SLACK_MS: u64 = 1_500;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoopError {
@@ -27,11 +36,13 @@ pub enum LoopError {
     #[error(transparent)]
     Vad(#[from] VadError),
     #[error(transparent)]
+    Wake(#[from] WakeError),
+    #[error(transparent)]
+    Listen(#[from] ListenError),
+    #[error(transparent)]
     Stt(#[from] SttError),
     #[error(transparent)]
-    NoLlm(#[from] NoLlmModel),
-    #[error(transparent)]
-    Llm(#[from] LlmError),
+    Brain(#[from] BrainError),
     #[error(transparent)]
     Tts(#[from] TtsError),
 }
@@ -39,19 +50,20 @@ pub enum LoopError {
 /// Every model of the loop, loaded once.
 pub struct Engine {
     vad: Arc<SileroVad>,
+    wake: Option<Arc<WakeModels>>,
     stt: Stt,
-    llm: LlmSupervisor,
+    brain: Brain,
     tts: Arc<dyn Tts>,
     config: Config,
     metrics: Arc<Registry>,
-    /// The conversation so far (this run's session).
-    history: std::sync::Mutex<Vec<ChatMessage>>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct LoadTimes {
     pub vad_ms: f64,
+    pub wake_ms: f64,
     pub stt_ms: f64,
+    pub brain_ms: f64,
     pub llm_ms: f64,
     pub tts_ms: f64,
 }
@@ -61,9 +73,15 @@ pub struct LoadTimes {
 pub struct Turn {
     pub heard: String,
     pub reply: String,
+    pub route: Route,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skill: Option<&'static str>,
     /// Where the utterance sat in the input, when it came from audio.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub utterance_ms: Option<(u64, u64)>,
+    /// Where the wake word that opened this turn was detected in the input.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wake_at_ms: Option<u64>,
     pub ms: TurnTimes,
     pub reply_audio_s: f64,
     #[serde(skip)]
@@ -72,7 +90,13 @@ pub struct Turn {
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct TurnTimes {
+    /// Wake-word processing of the chunk that fired.
+    pub wake: Option<f64>,
+    /// VAD processing of the chunk that closed the utterance.
+    pub endpoint: Option<f64>,
     pub stt: Option<f64>,
+    pub intent: Option<f64>,
+    pub skill: Option<f64>,
     pub llm_first_token: Option<f64>,
     pub llm_total: Option<f64>,
     /// From the first sentence handed to TTS to its audio.
@@ -83,7 +107,7 @@ pub struct TurnTimes {
 }
 
 impl Engine {
-    pub fn load(config: Config, models_dir: &Path, manifest: &Manifest, metrics: Arc<Registry>) -> Result<(Engine, LoadTimes), LoopError> {
+    pub fn load(config: Config, models_dir: &Path, data_dir: &Path, manifest: &Manifest, metrics: Arc<Registry>) -> Result<(Engine, LoadTimes), LoopError> {
         let timed = |stage_started: Instant| {
             let ms = ms_since(stage_started);
             metrics.record_ms(Stage::ModelLoad, ms);
@@ -93,59 +117,101 @@ impl Engine {
         let vad = SileroVad::load(models_dir)?;
         let vad_ms = timed(t);
         let t = Instant::now();
+        let wake = if config.wake.enabled { Some(WakeModels::load(models_dir, &config.wake.model)?) } else { None };
+        let wake_ms = timed(t);
+        let t = Instant::now();
         let stt = Stt::from_config(&config.stt, models_dir, manifest)?;
         let stt_ms = timed(t);
         let t = Instant::now();
-        let llm = LlmSupervisor::new(LlmSettings::from_config(&config.llm, models_dir, manifest)?);
-        llm.load()?;
+        let deps = BrainDeps::open(data_dir, models_dir, &config, metrics.clone())?;
+        let (brain, _timers) = Brain::new(&config, models_dir, manifest, deps)?;
+        let brain_ms = timed(t);
+        let t = Instant::now();
+        brain.warm_up()?;
         let llm_ms = timed(t);
         let t = Instant::now();
         let tts: Arc<dyn Tts> = Arc::new(tts::load_from_config(&config.tts, models_dir, manifest)?);
         let tts_ms = timed(t);
-        let history = std::sync::Mutex::new(vec![ChatMessage::new(Role::System, SYSTEM_PROMPT)]);
-        Ok((Engine { vad, stt, llm, tts, config, metrics, history }, LoadTimes { vad_ms, stt_ms, llm_ms, tts_ms }))
+        let load = LoadTimes { vad_ms, wake_ms, stt_ms, brain_ms, llm_ms, tts_ms };
+        Ok((Engine { vad, wake, stt, brain, tts, config, metrics }, load))
     }
 
     pub fn sample_rate(&self) -> u32 {
         self.tts.sample_rate()
     }
 
-    /// Finds the utterances in 16 kHz audio (fed in live-sized chunks) and answers each.
+    pub fn brain(&self) -> &Brain {
+        &self.brain
+    }
+
+    /// Finds the utterances in 16 kHz audio (fed in live-sized chunks) and answers those the
+    /// wake word opened (every one when the wake word is off).
     pub fn respond_to_audio(&self, samples: &[f32]) -> Result<Vec<Turn>, LoopError> {
         let mut vad = Vad::new(&self.vad, EndpointSettings::from_config(&self.config.vad));
-        let mut turns = Vec::new();
+        let mut detector = self.wake.as_ref().map(|m| m.detector(WakeSettings::from_config(&self.config.wake)));
+        let mut listener = Listener::new(&mut vad, detector.as_mut().map(|d| d as &mut dyn WakeDetector), true);
         let mut events = Vec::new();
         for chunk in samples.chunks(CHUNK) {
-            events.extend(vad.push(chunk)?);
+            let t = Instant::now();
+            let got = listener.push(chunk)?;
+            let chunk_ms = ms_since(t);
+            events.extend(got.into_iter().map(|e| (e, chunk_ms)));
         }
-        events.extend(vad.finish()?);
-        for event in events {
-            if let VadEvent::SpeechEnd(utterance) = event {
-                let end_of_speech = Instant::now();
-                let t = Instant::now();
-                let heard = self.stt.transcribe(&utterance.samples)?.text;
-                let stt_ms = ms_since(t);
-                self.metrics.record_ms(Stage::Stt, stt_ms);
-                if heard.is_empty() {
+        events.extend(listener.finish()?.into_iter().map(|e| (e, 0.0)));
+        drop(listener);
+
+        let wake_word = self.wake.as_ref().map(|m| wake_phrase(m.name()));
+        let mut turns = Vec::new();
+        // The latest wake detection not yet used by a turn: (at_ms, chunk ms).
+        let mut wake: Option<(u64, f64)> = None;
+        for (event, chunk_ms) in events {
+            let utterance = match event {
+                ListenEvent::Wake(w) => {
+                    self.metrics.record_ms(Stage::Wake, chunk_ms);
+                    wake = Some((w.at_ms, chunk_ms));
                     continue;
                 }
-                let mut turn = self.respond_to_text(&heard, end_of_speech)?;
-                turn.ms.stt = Some(stt_ms);
-                turn.utterance_ms = Some((utterance.start_ms, utterance.end_ms));
-                turns.push(turn);
+                ListenEvent::SpeechStart { .. } => continue,
+                ListenEvent::SpeechEnd(u) => u,
+            };
+            let opened_by = match (&wake_word, wake) {
+                (None, _) => None,
+                (Some(_), Some((at, ms))) if at + WAKE_SLACK_MS >= utterance.start_ms && at <= utterance.end_ms + WAKE_SLACK_MS => Some((at, ms)),
+                (Some(_), Some((at, ms))) if at <= utterance.start_ms && utterance.start_ms - at <= FOLLOW_UP_MS => Some((at, ms)),
+                (Some(_), _) => {
+                    tracing::debug!("speech at {} ms without the wake word: ignored", utterance.start_ms);
+                    continue;
+                }
+            };
+            self.metrics.record_ms(Stage::VadEndpoint, chunk_ms);
+            let end_of_speech = Instant::now();
+            let t = Instant::now();
+            let heard = self.stt.transcribe(&utterance.samples)?.text;
+            let stt_ms = ms_since(t);
+            self.metrics.record_ms(Stage::Stt, stt_ms);
+            let command = match &wake_word {
+                Some(phrase) => phrase.replace(&heard, "").trim().to_string(),
+                None => heard.trim().to_string(),
+            };
+            if command.chars().all(|c| !c.is_alphanumeric()) {
+                // The wake word alone: the command is the next utterance.
+                continue;
             }
+            wake = None;
+            let mut turn = self.respond_to_text(&command, end_of_speech)?;
+            turn.ms.stt = Some(stt_ms);
+            turn.ms.endpoint = Some(round1(chunk_ms));
+            turn.ms.wake = opened_by.map(|(_, ms)| round1(ms));
+            turn.wake_at_ms = opened_by.map(|(at, _)| at);
+            turn.utterance_ms = Some((utterance.start_ms, utterance.end_ms));
+            turns.push(turn);
         }
         Ok(turns)
     }
 
-    /// Answers `heard`: the LLM streams, and each finished sentence goes to TTS at once.
-    /// `since` is when the user stopped speaking: the e2e clock.
+    /// Answers `heard`: a skill at once, or the LLM streamed with each finished sentence going
+    /// to TTS as it completes. `since` is when the user stopped speaking: the e2e clock.
     pub fn respond_to_text(&self, heard: &str, since: Instant) -> Result<Turn, LoopError> {
-        let messages = {
-            let mut history = self.history.lock().unwrap_or_else(|e| e.into_inner());
-            history.push(ChatMessage::new(Role::User, heard));
-            history.clone()
-        };
         let (sentences_tx, sentences_rx) = mpsc::channel::<(String, Instant)>();
         let tts = self.tts.clone();
         let options = StreamOptions::from_config(&self.config.tts);
@@ -171,11 +237,8 @@ impl Engine {
             })
             .expect("spawning the loop's TTS thread");
 
-        let generated = Instant::now();
         let mut pending = String::new();
-        let mut first_token = None;
-        let completion = self.llm.generate(&messages, &GenerateOptions::from_config(&self.config.llm), |piece| {
-            first_token.get_or_insert_with(|| ms_since(generated));
+        let answered = self.brain.answer(heard, &mut |piece| {
             pending.push_str(piece);
             for sentence in take_sentences(&mut pending) {
                 let _ = sentences_tx.send((sentence, Instant::now()));
@@ -186,30 +249,29 @@ impl Engine {
         }
         drop(sentences_tx);
         let spoken = speaker.join().expect("the TTS thread does not panic");
-        let completion = completion?;
+        let reply = answered?;
         let (audio, first) = spoken?;
-        let llm_total = ms_since(generated);
 
-        let reply = completion.text.trim().to_string();
-        self.history.lock().unwrap_or_else(|e| e.into_inner()).push(ChatMessage::new(Role::Assistant, reply.clone()));
         let tts_first_audio = first.map(|(handed, out)| out.duration_since(handed).as_secs_f64() * 1000.0);
         let e2e = first.map(|(_, out)| out.duration_since(since).as_secs_f64() * 1000.0);
-        let m = &self.metrics;
-        first_token.inspect(|ms| m.record_ms(Stage::LlmFirstToken, *ms));
-        m.record_ms(Stage::LlmTotal, llm_total);
-        tts_first_audio.inspect(|ms| m.record_ms(Stage::TtsFirstAudio, *ms));
-        e2e.inspect(|ms| m.record_ms(Stage::E2e, *ms));
+        tts_first_audio.inspect(|ms| self.metrics.record_ms(Stage::TtsFirstAudio, *ms));
+        e2e.inspect(|ms| self.metrics.record_ms(Stage::E2e, *ms));
         Ok(Turn {
             heard: heard.to_string(),
-            reply,
+            reply: reply.text,
+            route: reply.route,
+            skill: reply.skill,
             utterance_ms: None,
+            wake_at_ms: None,
             ms: TurnTimes {
-                stt: None,
-                llm_first_token: first_token,
-                llm_total: Some(llm_total),
+                intent: Some(reply.ms.intent),
+                skill: reply.ms.skill,
+                llm_first_token: reply.ms.llm_first_token,
+                llm_total: reply.ms.llm_total,
                 tts_first_audio: tts_first_audio.map(round1),
                 e2e_first_audio: e2e.map(round1),
                 total: ms_since(since),
+                ..Default::default()
             },
             reply_audio_s: audio.len() as f64 / self.tts.sample_rate() as f64,
             audio,
@@ -218,8 +280,15 @@ impl Engine {
 
     /// Stops the LLM worker.
     pub fn shutdown(&self) {
-        self.llm.stop();
+        self.brain.shutdown();
     }
+}
+
+/// Matches the wake phrase at the start of a transcript, as Whisper writes it: "Hey Jarvis,",
+/// "Hey, Jarvis.", "Jarvis". Built from the keyword model's name (`hey_jarvis` → "jarvis").
+fn wake_phrase(model: &str) -> Regex {
+    let word = model.rsplit(['_', ' ']).next().unwrap_or(model);
+    Regex::new(&format!(r"(?i)^\W*(?:(?:hey|hi|ok|okay|a)\W+)?{}\w*\W*", regex::escape(word))).expect("an escaped word is a valid pattern")
 }
 
 /// Writes every reply, one after the other with a short gap, into one WAV file.
@@ -282,7 +351,15 @@ fn round1(ms: f64) -> f64 {
 
 #[cfg(test)]
 mod tests {
-    use super::take_sentences;
+    use super::{take_sentences, wake_phrase};
+
+    #[test]
+    fn the_wake_phrase_is_cut_from_the_transcript() {
+        let phrase = wake_phrase("hey_jarvis");
+        for (heard, command) in [("Hey Jarvis, what time is it?", "what time is it?"), ("Hey, Jarvis. Set a timer.", "Set a timer."), ("jarvis", ""), ("What is Jarvis?", "What is Jarvis?")] {
+            assert_eq!(phrase.replace(heard, "").trim(), command, "{heard}");
+        }
+    }
 
     fn feed(pieces: &[&str]) -> (Vec<String>, String) {
         let mut pending = String::new();

@@ -5,7 +5,7 @@
 use roxy::brain::skills::{Launcher, OpenTarget};
 use roxy::brain::{Brain, BrainDeps, Route};
 use roxy::config::Config;
-use roxy::memory::{MiniLm, Store};
+use roxy::memory::{Memory, MiniLm};
 use roxy::metrics::Registry;
 use roxy::models::Manifest;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -39,13 +39,13 @@ struct Fixture {
 fn brain_with(config: Config) -> Fixture {
     let models = models_dir();
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(Store::open_in(dir.path()).expect("a fresh store"));
-    let embedder = Arc::new(MiniLm::load(&models).expect("MiniLM is installed: roxy models fetch --tier default"));
+    let embedder: Arc<dyn roxy::memory::Embedder> = Arc::new(MiniLm::load(&models).expect("MiniLM is installed: roxy models fetch --tier default"));
+    let memory = Arc::new(Memory::open_with(&dir.path().join("memory.sqlite3"), Some(embedder.clone()), &config.memory).expect("a fresh store"));
     for fact in ["my car is parked on level 3", "my sister Anna's birthday is June 3rd", "the wifi password is hunter2"] {
-        store.facts_by_meaning(embedder.as_ref()).remember(fact).unwrap();
+        memory.remember(fact).unwrap();
     }
     let launched = Arc::new(Recorder::default());
-    let deps = BrainDeps { embedder, store: Some(store), metrics: Arc::new(Registry::new()), launcher: launched.clone() };
+    let deps = BrainDeps { embedder, memory: Some(memory), metrics: Arc::new(Registry::new()), launcher: launched.clone() };
     let manifest = Manifest::from_env().expect("the bundled manifest");
     let (brain, _timers) = Brain::new(&config, &models, &manifest, deps).expect("the brain loads");
     Fixture { brain, launched, _dir: dir }
@@ -150,22 +150,22 @@ fn routing_accuracy_on_a_labelled_set() {
 fn skills_answer_through_the_router() {
     let f = brain_with(Config::default());
     let mut heard = String::new();
-    let reply = f.brain.answer("What's 12 times 7?", &[], &mut |t| heard.push_str(t)).unwrap();
+    let reply = f.brain.answer("What's 12 times 7?", &mut |t| heard.push_str(t)).unwrap();
     assert_eq!((reply.route, reply.skill, reply.text.as_str()), (Route::Skill, Some("calculator"), "12 times 7 is 84."));
     assert_eq!(heard, reply.text, "the skill's answer is streamed like the LLM's");
     assert!(reply.confidence >= 0.7 && reply.ms.skill.is_some());
 
-    let reply = f.brain.answer("remember that my locker code is 4512", &[], &mut |_| {}).unwrap();
+    let reply = f.brain.answer("remember that my locker code is 4512", &mut |_| {}).unwrap();
     assert_eq!(reply.skill, Some("remember"), "{reply:?}");
-    let reply = f.brain.answer("what's my locker code?", &[], &mut |_| {}).unwrap();
+    let reply = f.brain.answer("what's my locker code?", &mut |_| {}).unwrap();
     assert_eq!(reply.skill, Some("recall"), "{reply:?}");
     assert_eq!(reply.text, "You told me your locker code is 4512.");
 
-    let reply = f.brain.answer("open Safari", &[], &mut |_| {}).unwrap();
+    let reply = f.brain.answer("open Safari", &mut |_| {}).unwrap();
     assert_eq!(reply.text, "Opening Safari.");
     assert_eq!(*f.launched.0.lock().unwrap(), vec![OpenTarget::App("Safari".into())]);
 
-    let reply = f.brain.answer("stop", &[], &mut |_| {}).unwrap();
+    let reply = f.brain.answer("stop", &mut |_| {}).unwrap();
     assert_eq!((reply.text.as_str(), reply.action), ("", Some(roxy::brain::skills::Action::Stop)));
 }
 
@@ -173,13 +173,15 @@ fn skills_answer_through_the_router() {
 fn the_local_llm_answers_what_no_skill_covers() {
     let f = brain_with(greedy_config());
     let mut streamed = String::new();
-    let reply = f.brain.answer("What is the capital of France?", &[], &mut |t| streamed.push_str(t)).unwrap();
+    let reply = f.brain.answer("What is the capital of France?", &mut |t| streamed.push_str(t)).unwrap();
     println!("{}", serde_json::to_string(&reply).unwrap());
     assert_eq!(reply.route, Route::Local);
     assert!(!reply.text.is_empty() && streamed.trim() == reply.text);
     assert!(reply.tokens.is_some_and(|n| n <= 24), "max_tokens is respected: {:?}", reply.tokens);
     assert!(reply.ms.llm_first_token.is_some());
-    let again = f.brain.answer("What is the capital of France?", &[], &mut |_| {}).unwrap();
+    // A fresh conversation, so the second answer sees the same prompt as the first.
+    f.brain.memory().unwrap().new_conversation().unwrap();
+    let again = f.brain.answer("What is the capital of France?", &mut |_| {}).unwrap();
     assert_eq!(again.text, reply.text, "temperature 0 is deterministic");
     f.brain.shutdown();
 }
@@ -236,7 +238,7 @@ fn the_cloud_sees_placeholders_never_personal_data() {
     let question = "ask the cloud to draft an email to anna.k@example.com telling Anna my card 4111 1111 1111 1111 \
                     was charged twice, call me on +1 415 555 0132, I live at 221 Baker Street";
     let mut heard = String::new();
-    let reply = f.brain.answer(question, &[], &mut |t| heard.push_str(t)).unwrap();
+    let reply = f.brain.answer(question, &mut |t| heard.push_str(t)).unwrap();
     println!("{}", serde_json::to_string(&reply).unwrap());
     assert_eq!(reply.route, Route::Cloud);
     let bodies = seen.lock().unwrap().clone();
@@ -250,7 +252,7 @@ fn the_cloud_sees_placeholders_never_personal_data() {
     assert!(reply.redacted.len() >= 4, "{:?}", reply.redacted);
 
     // Short local questions stay local even with the cloud on.
-    let reply = f.brain.answer("what's 2 plus 2", &[], &mut |_| {}).unwrap();
+    let reply = f.brain.answer("what's 2 plus 2", &mut |_| {}).unwrap();
     assert_eq!(reply.route, Route::Skill);
     assert_eq!(seen.lock().unwrap().len(), 1);
     f.brain.shutdown();
@@ -264,7 +266,7 @@ fn an_enabled_cloud_without_a_key_is_named_and_local_still_answers() {
     config.cloud.model = "m".into();
     config.cloud.api_key_env = "ROXY_TEST_NO_SUCH_KEY".into();
     let f = brain_with(config);
-    let reply = f.brain.answer("ask the cloud what 2 plus 2 is", &[], &mut |_| {}).unwrap();
+    let reply = f.brain.answer("ask the cloud what 2 plus 2 is", &mut |_| {}).unwrap();
     // The cloud is not ready, so the router never chose it; the skill answered.
     assert_ne!(reply.route, Route::Cloud);
 }

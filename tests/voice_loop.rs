@@ -38,17 +38,23 @@ fn words(text: &str) -> Vec<String> {
 }
 
 #[test]
-fn two_spoken_questions_get_two_spoken_answers() {
+fn only_speech_opened_by_the_wake_word_is_answered() {
     let lab = SpeechLab::new();
     let voice = Voice::new("en-us", 160);
-    let q1 = "What is the capital of France?";
+    // (what is said, what the turn must have heard, the route)
+    let q1 = "What time is it?";
+    let ignored = "What is two plus two?";
     let q2 = "Tell me a joke about cats.";
     let gap = lab.silence(1.5, 22050);
     let input = lab.path().join("conversation.wav");
     let status = Command::new("sox")
         .arg(lab.silence(0.5, 22050))
-        .arg(lab.speak(q1, voice))
+        .arg(lab.speak(&format!("Hey Jarvis, {q1}"), voice))
         .arg(&gap)
+        .arg(lab.speak(ignored, voice))
+        .arg(&gap)
+        .arg(lab.speak("Hey Jarvis.", voice))
+        .arg(lab.silence(0.8, 22050))
         .arg(lab.speak(q2, voice))
         .arg(&gap)
         .arg(&input)
@@ -62,19 +68,24 @@ fn two_spoken_questions_get_two_spoken_answers() {
     assert!(out.status.success(), "{}", said(&out));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let turns = report["turns"].as_array().unwrap();
-    assert_eq!(turns.len(), 2, "one turn per question: {report:#}");
+    assert_eq!(turns.len(), 2, "one turn per wake word, none for the question without it: {report:#}");
 
-    for (turn, question) in turns.iter().zip([q1, q2]) {
+    for (turn, (question, route)) in turns.iter().zip([(q1, "skill"), (q2, "local")]) {
         let heard = turn["heard"].as_str().unwrap();
-        assert!(support::wer(question, heard) <= 0.34, "heard {heard:?} for {question:?}");
+        assert!(support::wer(question, heard) <= 0.34, "heard {heard:?} for {question:?}: the wake phrase is cut off");
+        assert_eq!(turn["route"], route, "{turn}");
         assert!(!turn["reply"].as_str().unwrap().trim().is_empty(), "{turn}");
         assert!(turn["reply_audio_s"].as_f64().unwrap() > 0.3, "{turn}");
-        for key in ["stt", "llm_first_token", "tts_first_audio", "e2e_first_audio"] {
-            assert!(turn["ms"][key].as_f64().unwrap() > 0.0, "{key} missing: {turn}");
+        for key in ["wake", "endpoint", "stt", "intent", "tts_first_audio", "e2e_first_audio"] {
+            assert!(turn["ms"][key].as_f64().is_some_and(|v| v >= 0.0), "{key} missing: {turn}");
         }
         let (start, end) = (turn["utterance_ms"][0].as_u64().unwrap(), turn["utterance_ms"][1].as_u64().unwrap());
         assert!(end > start + 800, "a whole question, not a fragment: {turn}");
+        assert!(turn["wake_at_ms"].as_u64().unwrap() <= end);
     }
+    assert_eq!(turns[0]["skill"], "clock");
+    assert!(turns[0]["reply"].as_str().unwrap().starts_with("It's "), "{}", turns[0]);
+    assert!(turns[1]["ms"]["llm_first_token"].as_f64().unwrap() > 0.0);
     assert!(turns[1]["utterance_ms"][0].as_u64() > turns[0]["utterance_ms"][1].as_u64());
 
     // The reply file is the spoken answers: Whisper hears the first answer's words in it.
@@ -83,7 +94,7 @@ fn two_spoken_questions_get_two_spoken_answers() {
     let back = roxy(data.path(), &["transcribe", reply.to_str().unwrap()]);
     assert!(back.status.success(), "{}", said(&back));
     let heard_back = words(&String::from_utf8_lossy(&back.stdout));
-    let replied = words(turns[0]["reply"].as_str().unwrap());
+    let replied = words(turns[1]["reply"].as_str().unwrap());
     let found = replied.iter().filter(|w| heard_back.contains(w)).count();
     assert!(found * 2 >= replied.len(), "the reply audio should say {replied:?}; Whisper heard {heard_back:?}");
 

@@ -22,7 +22,7 @@ pub mod skills;
 
 use crate::config::Config;
 use crate::llm::{ChatMessage, GenerateOptions, LlmError, LlmSettings, LlmSupervisor, Role, StopReason, SYSTEM_PROMPT};
-use crate::memory::{Embedder, MemoryError, Store};
+use crate::memory::{Embedder, Memory, MemoryError};
 use crate::metrics::{Registry, Stage};
 use crate::models::Manifest;
 use cloud::{CloudClient, CloudError};
@@ -116,8 +116,9 @@ pub struct Reply {
 /// What the brain needs from the rest of Roxy.
 pub struct BrainDeps {
     pub embedder: Arc<dyn Embedder>,
-    /// Facts for remember/recall and names for the privacy gateway; `None` runs without them.
-    pub store: Option<Arc<Store>>,
+    /// The conversation, history and facts (remember/recall, LLM context, names for the
+    /// privacy gateway); `None` runs without memory.
+    pub memory: Option<Arc<Memory>>,
     pub metrics: Arc<Registry>,
     pub launcher: Arc<dyn Launcher>,
 }
@@ -130,7 +131,7 @@ pub struct Brain {
     options: GenerateOptions,
     cloud: Option<Result<CloudClient, String>>,
     privacy_gateway: bool,
-    store: Option<Arc<Store>>,
+    memory: Option<Arc<Memory>>,
     metrics: Arc<Registry>,
 }
 
@@ -148,7 +149,7 @@ impl Brain {
             Arc::new(skills::Stats::new(deps.metrics.clone())),
             Arc::new(skills::Stop),
         ];
-        if let Some(store) = &deps.store {
+        if let Some(store) = deps.memory.as_ref().map(|m| m.store()) {
             list.push(Arc::new(skills::Remember::new(store.clone(), deps.embedder.clone())));
             list.push(Arc::new(skills::Recall::new(store.clone(), deps.embedder.clone())));
             list.push(Arc::new(skills::Forget::new(store.clone(), deps.embedder.clone())));
@@ -165,7 +166,7 @@ impl Brain {
                 options: GenerateOptions::from_config(&config.llm),
                 cloud,
                 privacy_gateway: config.cloud.privacy_gateway,
-                store: deps.store,
+                memory: deps.memory,
                 metrics: deps.metrics,
             },
             fired,
@@ -174,6 +175,10 @@ impl Brain {
 
     pub fn skill_names(&self) -> Vec<&'static str> {
         self.skills.iter().map(|s| s.name()).collect()
+    }
+
+    pub fn memory(&self) -> Option<&Arc<Memory>> {
+        self.memory.as_ref()
     }
 
     pub fn intents(&self) -> &IntentMatcher {
@@ -237,9 +242,32 @@ impl Brain {
         (long, utterance.to_string())
     }
 
-    /// Answers `utterance`. `context` is the conversation so far and recalled facts (see
-    /// `memory::chat_context`); `on_text` gets the answer as it is produced.
-    pub fn answer(&self, utterance: &str, context: &[ChatMessage], on_text: &mut dyn FnMut(&str)) -> Result<Reply, BrainError> {
+    /// Answers `utterance`; `on_text` gets the answer as it is produced. The LLM sees the
+    /// conversation so far and the facts recalled for the question; every answered turn is
+    /// recorded in memory.
+    pub fn answer(&self, utterance: &str, on_text: &mut dyn FnMut(&str)) -> Result<Reply, BrainError> {
+        let reply = self.route_and_answer(utterance, on_text)?;
+        if let Some(memory) = &self.memory {
+            if !reply.text.is_empty() {
+                let route = match reply.route {
+                    Route::Skill => "skill",
+                    Route::Local => "llm",
+                    Route::Cloud => "cloud",
+                };
+                let ms = &reply.ms;
+                let timings: BTreeMap<String, u64> = [("intent", Some(ms.intent)), ("skill", ms.skill), ("llm_first_token", ms.llm_first_token), ("llm_total", ms.llm_total)]
+                    .into_iter()
+                    .filter_map(|(k, v)| v.map(|v| (k.to_string(), v.round() as u64)))
+                    .collect();
+                if let Err(e) = memory.record_turn(utterance, &reply.text, route, reply.skill, &timings) {
+                    tracing::warn!("the turn was answered but not saved to memory: {e}");
+                }
+            }
+        }
+        Ok(reply)
+    }
+
+    fn route_and_answer(&self, utterance: &str, on_text: &mut dyn FnMut(&str)) -> Result<Reply, BrainError> {
         let started = Instant::now();
         let decision = self.decide(utterance)?;
         let intent_ms = ms_since(started);
@@ -273,9 +301,18 @@ impl Brain {
             }
             Decision::Llm { confidence, cloud, question } => {
                 reply.confidence = confidence;
+                let t = Instant::now();
+                let context = match &self.memory {
+                    Some(memory) => memory.context_for(&question).unwrap_or_else(|e| {
+                        tracing::warn!("answering without memory context: {e}");
+                        Vec::new()
+                    }),
+                    None => Vec::new(),
+                };
+                self.metrics.record_ms(Stage::MemorySearch, ms_since(t));
                 let mut messages = Vec::with_capacity(context.len() + 2);
                 messages.push(ChatMessage::new(Role::System, SYSTEM_PROMPT));
-                messages.extend_from_slice(context);
+                messages.extend(context);
                 messages.push(ChatMessage::new(Role::User, question));
                 let local = if cloud { None } else { Some(self.local(&messages, on_text, &mut reply)) };
                 let fall_back = match &local {
@@ -358,8 +395,8 @@ impl Brain {
 
     /// People's names the user mentioned in stored facts, for the gateway to hide.
     fn known_names(&self) -> Vec<String> {
-        let Some(store) = &self.store else { return Vec::new() };
-        match store.facts().list() {
+        let Some(memory) = &self.memory else { return Vec::new() };
+        match memory.store().facts().list() {
             Ok(facts) => privacy::names_in(facts.iter().map(|f| f.text.as_str())),
             Err(e) => {
                 tracing::warn!("could not read facts for the privacy gateway: {e}");
@@ -389,17 +426,19 @@ fn round1(v: f64) -> f64 {
 }
 
 impl BrainDeps {
-    /// The usual dependencies: the memory store in `data_dir` (run without it, with a warning,
-    /// if it cannot be opened), MiniLM from `models_dir`, and the OS launcher.
-    pub fn open(data_dir: &Path, models_dir: &Path, metrics: Arc<Registry>) -> Result<BrainDeps, BrainError> {
+    /// The usual dependencies: memory in `data_dir` (run without it, with a warning, if it
+    /// cannot be opened), MiniLM from `models_dir` (shared by intents and memory), and the OS
+    /// launcher.
+    pub fn open(data_dir: &Path, models_dir: &Path, config: &Config, metrics: Arc<Registry>) -> Result<BrainDeps, BrainError> {
         let embedder: Arc<dyn Embedder> = Arc::new(crate::memory::MiniLm::load(models_dir).map_err(BrainError::Intent)?);
-        let store = match Store::open_in(data_dir) {
-            Ok(store) => Some(Arc::new(store)),
+        let db = data_dir.join(crate::memory::DB_FILE_NAME);
+        let memory = match Memory::open_with(&db, Some(embedder.clone()), &config.memory) {
+            Ok(memory) => Some(Arc::new(memory)),
             Err(e) => {
-                tracing::warn!("memory is unavailable, so remember/recall are off: {e}");
+                tracing::warn!("memory is unavailable, so the conversation and facts are not kept: {e}");
                 None
             }
         };
-        Ok(BrainDeps { embedder, store, metrics, launcher: Arc::new(skills::SystemLauncher) })
+        Ok(BrainDeps { embedder, memory, metrics, launcher: Arc::new(skills::SystemLauncher) })
     }
 }
