@@ -145,7 +145,8 @@ impl Facts<'_> {
     fn recall_by_vector(&self, q: &[f32], by_words: Vec<(Fact, f64)>, limit: usize) -> Result<Vec<(Fact, f64)>, MemoryError> {
         let keyword_ids: HashSet<i64> = by_words.iter().map(|(f, _)| f.id).collect();
         // The nearest by meaning, and the cosine of every word match (which gets a bonus).
-        let (nearest, keyword_sims): (Vec<(i64, f32)>, Vec<(i64, Option<f32>)>) = self.store.fact_index(|ix| match ix.query(q) {
+        type Scores = (Vec<(i64, f32)>, Vec<(i64, Option<f32>)>);
+        let (nearest, keyword_sims): Scores = self.store.fact_index(|ix| match ix.query(q) {
             Some(pq) => (ix.top(&pq, limit + keyword_ids.len()), keyword_ids.iter().map(|&id| (id, ix.score(&pq, id))).collect()),
             None => (Vec::new(), keyword_ids.iter().map(|&id| (id, None)).collect()),
         })?;

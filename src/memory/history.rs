@@ -81,6 +81,9 @@ fn turn_from_row(r: &Row) -> rusqlite::Result<Turn> {
     })
 }
 
+/// A word match and its stored vector blob (when asked for and present).
+type HitWithVector = (SearchHit, Option<Vec<u8>>);
+
 /// The text a turn's vector is computed from: what was asked and what was answered.
 pub fn embed_text(user_text: &str, reply_text: &str) -> String {
     format!("{user_text} {reply_text}")
@@ -147,7 +150,7 @@ impl History<'_> {
     }
 
     /// The word search, with each hit's stored vector when `vectors` (read in the same query).
-    fn search_words(&self, query: &str, filter: &SearchFilter, vectors: bool) -> Result<Vec<(SearchHit, Option<Vec<u8>>)>, MemoryError> {
+    fn search_words(&self, query: &str, filter: &SearchFilter, vectors: bool) -> Result<Vec<HitWithVector>, MemoryError> {
         for mode in [Mode::All, Mode::Any] {
             let Some(expr) = fts::match_expr(query, mode) else { return Ok(Vec::new()) };
             let hits = self.search_expr(&expr, filter, vectors)?;
@@ -158,7 +161,7 @@ impl History<'_> {
         Ok(Vec::new())
     }
 
-    fn search_expr(&self, expr: &str, f: &SearchFilter, vectors: bool) -> Result<Vec<(SearchHit, Option<Vec<u8>>)>, MemoryError> {
+    fn search_expr(&self, expr: &str, f: &SearchFilter, vectors: bool) -> Result<Vec<HitWithVector>, MemoryError> {
         // BM25 ranks only the newest RANK_WINDOW matches: a word found in tens of thousands of
         // turns would otherwise cost a score per match on every search (100+ ms at 100k turns).
         // Ids grow with time, so the date filter becomes an id range FTS5 can seek to.
