@@ -1,55 +1,198 @@
-//! Roxy's menu-bar shell: a tray icon and a window over the engine. Thin by design: every
-//! command below calls into the `roxy` engine crate and returns its result.
+//! Roxy's menu-bar shell: a tray icon, the settings window and the panel over the engine. Thin
+//! by design: every command below calls into the `roxy` engine crate and returns its result.
 
-use roxy::models::Manifest;
+mod engine;
+mod hotkey;
+mod tray;
+
+use engine::{Action, LoopState, StateEvent};
+use roxy::config::{Config, ConfigError};
+use roxy::models::{FileReport, Manifest};
 use roxy::paths::Paths;
-use tauri::menu::{Menu, MenuItem};
-use tauri::tray::TrayIconBuilder;
-use tauri::{AppHandle, Manager};
+use roxy::presets::{MemoryInfo, MemoryMode, PresetChoice, Tier};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use tauri::{AppHandle, State, WindowEvent};
+
+/// The shell's own state; the engine's lives in the engine.
+pub struct Shell {
+    paths: Paths,
+    loop_state: Mutex<StateEvent>,
+    /// From the last tray event: where the panel goes.
+    tray_rect: Mutex<Option<tauri::Rect>>,
+    /// The registered hotkey and the last registration error.
+    hotkey: Mutex<(Option<tauri_plugin_global_shortcut::Shortcut>, Option<String>)>,
+}
 
 /// The engine's health report (models, memory, audio devices, ONNX Runtime) for the window.
 #[tauri::command]
-fn doctor() -> Result<roxy::doctor::Report, String> {
-    let manifest = Manifest::from_env().map_err(|e| e.to_string())?;
-    let report = roxy::doctor::run(&Paths::from_env(), &manifest);
+async fn doctor(shell: State<'_, Shell>) -> Result<roxy::doctor::Report, String> {
+    let paths = shell.paths.clone();
+    let report = tauri::async_runtime::spawn_blocking(move || {
+        let manifest = Manifest::from_env().map_err(|e| e.to_string())?;
+        Ok::<_, String>(roxy::doctor::run(&paths, &manifest))
+    })
+    .await
+    .map_err(|e| e.to_string())??;
     tracing::info!(checks = report.checks.len(), errors = report.has_errors(), "IPC doctor");
     Ok(report)
 }
 
-fn show_window(app: &AppHandle) {
-    if let Some(window) = app.get_webview_window("main") {
-        let _ = window.show();
-        let _ = window.set_focus();
-    }
+/// Everything the settings form needs: the effective config and what each preset gives.
+#[derive(Serialize)]
+struct SettingsView {
+    path: std::path::PathBuf,
+    file_found: bool,
+    /// The file could not be used; the form shows the auto preset and saving replaces the file.
+    load_error: Option<String>,
+    detected: Tier,
+    memory: MemoryInfo,
+    config: Config,
+    presets: BTreeMap<&'static str, Config>,
+    hotkey_error: Option<String>,
+}
+
+#[tauri::command]
+fn settings(shell: State<'_, Shell>) -> SettingsView {
+    let memory = MemoryInfo::detect();
+    let (config, file_found, load_error) = match Config::load(&shell.paths.config_file, memory) {
+        Ok(l) => (l.config, l.file_found, None),
+        Err(e) => (Config::preset_base(PresetChoice::Auto, memory), true, Some(e.to_string())),
+    };
+    let presets = [("auto", PresetChoice::Auto), ("8gb", PresetChoice::Gb8), ("32gb", PresetChoice::Gb32), ("custom", PresetChoice::Custom)]
+        .map(|(name, p)| (name, Config::preset_base(p, memory)))
+        .into();
+    let hotkey_error = shell.hotkey.lock().unwrap_or_else(|e| e.into_inner()).1.clone();
+    tracing::info!(load_error = load_error.is_some(), "IPC settings");
+    SettingsView { path: shell.paths.config_file.clone(), file_found, load_error, detected: Tier::for_total_memory(memory.total), memory, config, presets, hotkey_error }
+}
+
+/// A save that failed, with the config key to point at when there is one.
+#[derive(Serialize)]
+struct SaveError {
+    key: Option<String>,
+    message: String,
+}
+
+/// Validates and saves the settings, then applies the hotkey and launch at login. The hotkey is
+/// registered before writing, so a taken shortcut is reported and nothing is saved.
+#[tauri::command]
+fn save_settings(app: AppHandle, shell: State<'_, Shell>, config: serde_json::Value) -> Result<(), SaveError> {
+    let config: Config = serde_json::from_value(config).map_err(|e| SaveError { key: None, message: format!("the settings are malformed: {e}") })?;
+    let path = &shell.paths.config_file;
+    config.validate(path).map_err(config_error)?;
+    hotkey::apply(&app, &config.hotkey.shortcut).map_err(|message| SaveError { key: Some("hotkey.shortcut".into()), message })?;
+    hotkey::apply_autostart(&app, config.app.launch_at_login).map_err(|message| SaveError { key: Some("app.launch_at_login".into()), message })?;
+    config.save_user_file(path, MemoryInfo::detect()).map_err(config_error)?;
+    tracing::info!(path = %path.display(), "settings saved");
+    Ok(())
+}
+
+fn config_error(e: ConfigError) -> SaveError {
+    let key = match &e {
+        ConfigError::Value { key, .. } => Some(key.to_string()),
+        _ => None,
+    };
+    SaveError { key, message: e.to_string() }
+}
+
+/// One manifest model and the check of each of its files.
+#[derive(Serialize)]
+struct ModelView {
+    id: String,
+    role: String,
+    tiers: Vec<String>,
+    description: String,
+    files: Vec<FileReport>,
+}
+
+/// Installed / missing / corrupt per model (hashes every installed file, so off the main thread).
+#[tauri::command]
+async fn models(shell: State<'_, Shell>) -> Result<Vec<ModelView>, String> {
+    let dir = shell.paths.models_dir.clone();
+    tauri::async_runtime::spawn_blocking(move || {
+        let manifest = Manifest::from_env().map_err(|e| e.to_string())?;
+        let platform = roxy::models::current_platform();
+        Ok(manifest
+            .for_platform(&platform)
+            .map(|m| ModelView { id: m.id.clone(), role: m.role.clone(), tiers: m.tiers.clone(), description: m.description.clone(), files: roxy::models::check_model(m, &dir) })
+            .collect())
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
+/// Timing statistics and memory for the statistics pane.
+#[derive(Serialize)]
+struct StatsView {
+    stages: Vec<roxy::metrics::StageStats>,
+    /// Where the figures come from, and why there are none when there are none.
+    source: std::path::PathBuf,
+    note: Option<String>,
+    rss_bytes: Option<u64>,
+    memory: MemoryInfo,
+    mode: MemoryMode,
+}
+
+/// NOT WIRED to a live registry yet: reads the figures the last engine session saved
+/// (`roxy run` writes them). Once the coordinator runs in-process this reads its registry.
+#[tauri::command]
+fn stats(shell: State<'_, Shell>) -> Result<StatsView, String> {
+    let source = roxy::metrics::stats_file(&shell.paths.data_dir);
+    let (stages, note) = match roxy::metrics::load(&source) {
+        Ok(s) => (s, None),
+        Err(e @ roxy::metrics::StatsFileError::Missing(_)) => (Vec::new(), Some(e.to_string())),
+        Err(e) => return Err(e.to_string()),
+    };
+    let memory = MemoryInfo::detect();
+    Ok(StatsView { stages, source, note, rss_bytes: roxy::llm::rss_bytes(std::process::id()), memory, mode: MemoryMode::for_available_memory(memory.available) })
+}
+
+/// The loop's current state, for a panel that just opened (later changes come as events).
+#[tauri::command]
+fn loop_state(shell: State<'_, Shell>) -> StateEvent {
+    shell.loop_state.lock().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+/// The panel's buttons.
+#[tauri::command]
+fn perform(app: AppHandle, action: Action) {
+    engine::dispatch(&app, action);
 }
 
 fn main() {
     let paths = Paths::from_env();
     let _log = roxy::logging::init(&paths.logs_dir, "info");
+    let idle = StateEvent { state: LoopState::Idle, transcript: String::new(), answer: String::new(), detail: None };
     tauri::Builder::default()
-        .invoke_handler(tauri::generate_handler![doctor])
-        .setup(|app| {
+        // First, so a second launch only brings the first one's settings forward.
+        .plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| tray::show(app, "main")))
+        .plugin(hotkey::plugin())
+        .plugin(tauri_plugin_autostart::init(tauri_plugin_autostart::MacosLauncher::LaunchAgent, None))
+        .manage(Shell { paths: paths.clone(), loop_state: Mutex::new(idle), tray_rect: Mutex::new(None), hotkey: Mutex::new((None, None)) })
+        .invoke_handler(tauri::generate_handler![doctor, settings, save_settings, models, stats, loop_state, perform])
+        .setup(move |app| {
             // A menu-bar app: no Dock icon, no app switcher entry.
             #[cfg(target_os = "macos")]
             app.set_activation_policy(tauri::ActivationPolicy::Accessory);
+            tray::build(app)?;
 
-            let open = MenuItem::with_id(app, "open", "Open Roxy", true, None::<&str>)?;
-            let quit = MenuItem::with_id(app, "quit", "Quit Roxy", true, Some("CmdOrCtrl+Q"))?;
-            let menu = Menu::with_items(app, &[&open, &quit])?;
-            TrayIconBuilder::with_id("roxy")
-                .icon(app.default_window_icon().cloned().expect("icons are bundled by tauri.conf.json"))
-                .tooltip("Roxy")
-                .menu(&menu)
-                .on_menu_event(|app, event| match event.id.as_ref() {
-                    "open" => show_window(app),
-                    "quit" => app.exit(0),
-                    _ => {}
-                })
-                .build(app)?;
+            // A broken config must not stop the app: the settings window shows the error.
+            match Config::load(&paths.config_file, MemoryInfo::detect()) {
+                Ok(loaded) => {
+                    let _ = hotkey::apply(app.handle(), &loaded.config.hotkey.shortcut);
+                    if let Err(e) = hotkey::apply_autostart(app.handle(), loaded.config.app.launch_at_login) {
+                        tracing::warn!("{e}");
+                    }
+                }
+                Err(e) => tracing::warn!("config not applied: {e}"),
+            }
 
-            // CI smoke test: start fully (tray, window, IPC), then quit on our own.
+            // CI smoke test: start fully (tray, windows, IPC), then quit on our own.
             if let Some(ms) = std::env::var("ROXY_APP_EXIT_AFTER_MS").ok().and_then(|v| v.parse::<u64>().ok()) {
-                show_window(app.handle());
+                tray::show(app.handle(), "main");
+                tray::show_panel(app.handle());
                 let handle = app.handle().clone();
                 std::thread::spawn(move || {
                     std::thread::sleep(std::time::Duration::from_millis(ms));
@@ -59,6 +202,18 @@ fn main() {
             }
             tracing::info!("roxy-app started");
             Ok(())
+        })
+        .on_window_event(|window, event| match event {
+            // Closing a window hides it: the app lives in the tray until Quit.
+            WindowEvent::CloseRequested { api, .. } => {
+                api.prevent_close();
+                let _ = window.hide();
+            }
+            // The panel behaves like a menu: it goes away when focus leaves it.
+            WindowEvent::Focused(false) if window.label() == "panel" && std::env::var_os("ROXY_APP_EXIT_AFTER_MS").is_none() => {
+                let _ = window.hide();
+            }
+            _ => {}
         })
         .run(tauri::generate_context!())
         .unwrap_or_else(|e| {
