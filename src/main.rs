@@ -2,6 +2,7 @@
 
 mod cli_memory;
 mod cli_listen;
+mod cli_live;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -73,16 +74,26 @@ enum Command {
         port: Option<u16>,
     },
     /// The whole voice loop, headless: a WAV file (or --text) in, Roxy's spoken reply out as WAV.
+    /// The voice loop. Live (no --input/--text): microphone in, speaker out, wake word armed,
+    /// until Ctrl-C. On a file: every wake phrase + command in it is answered.
     Run {
-        /// Audio to listen to (any rate/channels); every utterance in it is answered.
-        #[arg(long, required_unless_present = "text", conflicts_with = "text")]
+        /// Audio to listen to (any rate/channels) instead of the microphone.
+        #[arg(long, conflicts_with = "text")]
         input: Option<std::path::PathBuf>,
         /// A typed question instead of audio.
         #[arg(long)]
         text: Option<String>,
-        /// Where the spoken replies go (WAV at the voice's sample rate).
+        /// Where the spoken replies go (WAV at the voice's sample rate). Live: instead of the
+        /// speaker. Required with --input or --text.
         #[arg(long, short)]
-        output: std::path::PathBuf,
+        output: Option<std::path::PathBuf>,
+        /// Live: the microphone to use (see `roxy mic --list`; default: the system's).
+        #[arg(long, conflicts_with_all = ["input", "text"])]
+        device: Option<String>,
+        /// Live: stop after this many seconds.
+        #[arg(long, conflicts_with_all = ["input", "text"])]
+        seconds: Option<f32>,
+        /// Turns (file) or one event per line (live) as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -196,7 +207,11 @@ fn run(cli: Cli, paths: &Paths) -> Result<ExitCode> {
         Command::Mic { seconds, device, save, json } => mic_command(seconds, device.as_deref(), save.as_deref(), json),
         Command::Stats { json } => stats_command(json, paths),
         Command::Serve { port } => serve_command(port, paths, &manifest),
-        Command::Run { input, text, output, json } => run_command(input.as_deref(), text.as_deref(), &output, json, paths, &manifest),
+        Command::Run { input, text, output, device, seconds, json } => match (input.is_some() || text.is_some(), output) {
+            (false, output) => cli_live::live_command(device.as_deref(), seconds, output.as_deref(), json, paths, &manifest),
+            (true, Some(output)) => run_command(input.as_deref(), text.as_deref(), &output, json, paths, &manifest),
+            (true, None) => anyhow::bail!("--output FILE.wav is needed with --input or --text: it is where the spoken replies go"),
+        },
         Command::Ask { question, json } => ask_command(&question, json, paths, &manifest),
         Command::Transcribe { file, json } => transcribe_command(&file, json, paths, &manifest),
         Command::Say { text, output, speed, json } => say_command(&text, &output, speed, json, paths, &manifest),

@@ -19,6 +19,8 @@ use crate::wake::{WakeDetector, WakeError, WakeModels, WakeSettings};
 use regex::Regex;
 use serde::Serialize;
 use std::path::Path;
+use crate::audio::playback::AudioSink;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Instant;
 
@@ -56,6 +58,16 @@ pub struct Engine {
     tts: Arc<dyn Tts>,
     config: Config,
     metrics: Arc<Registry>,
+    timers: std::sync::Mutex<Option<mpsc::Receiver<crate::brain::skills::TimerFired>>>,
+}
+
+/// Where a reply's audio goes while it is made, and the switch that abandons it (barge-in).
+#[derive(Default, Clone)]
+pub struct Playback {
+    pub sink: Option<Arc<dyn AudioSink>>,
+    pub cancel: Arc<AtomicBool>,
+    /// Called once, when the first audio is handed to the sink.
+    pub on_first_audio: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -124,7 +136,7 @@ impl Engine {
         let stt_ms = timed(t);
         let t = Instant::now();
         let deps = BrainDeps::open(data_dir, models_dir, &config, metrics.clone())?;
-        let (brain, _timers) = Brain::new(&config, models_dir, manifest, deps)?;
+        let (brain, timers) = Brain::new(&config, models_dir, manifest, deps)?;
         let brain_ms = timed(t);
         let t = Instant::now();
         brain.warm_up()?;
@@ -133,7 +145,7 @@ impl Engine {
         let tts: Arc<dyn Tts> = Arc::new(tts::load_from_config(&config.tts, models_dir, manifest)?);
         let tts_ms = timed(t);
         let load = LoadTimes { vad_ms, wake_ms, stt_ms, brain_ms, llm_ms, tts_ms };
-        Ok((Engine { vad, wake, stt, brain, tts, config, metrics }, load))
+        Ok((Engine { vad, wake, stt, brain, tts, config, metrics, timers: std::sync::Mutex::new(Some(timers)) }, load))
     }
 
     pub fn sample_rate(&self) -> u32 {
@@ -142,6 +154,39 @@ impl Engine {
 
     pub fn brain(&self) -> &Brain {
         &self.brain
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn metrics(&self) -> &Arc<Registry> {
+        &self.metrics
+    }
+
+    pub fn stt(&self) -> &Stt {
+        &self.stt
+    }
+
+    pub fn vad_model(&self) -> &Arc<SileroVad> {
+        &self.vad
+    }
+
+    pub fn wake_models(&self) -> Option<&Arc<WakeModels>> {
+        self.wake.as_ref()
+    }
+
+    /// Timers and reminders coming due (once: the live loop takes it).
+    pub fn take_timer_events(&self) -> Option<mpsc::Receiver<crate::brain::skills::TimerFired>> {
+        self.timers.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    /// The command in a transcript: the wake phrase at its start cut off.
+    pub fn command_in(&self, transcript: &str) -> String {
+        match &self.wake {
+            Some(models) => wake_phrase(models.name()).replace(transcript, "").trim().to_string(),
+            None => transcript.trim().to_string(),
+        }
     }
 
     /// Finds the utterances in 16 kHz audio (fed in live-sized chunks) and answers those the
@@ -212,8 +257,16 @@ impl Engine {
     /// Answers `heard`: a skill at once, or the LLM streamed with each finished sentence going
     /// to TTS as it completes. `since` is when the user stopped speaking: the e2e clock.
     pub fn respond_to_text(&self, heard: &str, since: Instant) -> Result<Turn, LoopError> {
+        self.respond(heard, since, &Playback::default())
+    }
+
+    /// [`Engine::respond_to_text`], playing each piece of audio into `out.sink` as soon as it is
+    /// made; `out.cancel` stops the LLM and drops the speech not yet made.
+    pub fn respond(&self, heard: &str, since: Instant, out: &Playback) -> Result<Turn, LoopError> {
         let (sentences_tx, sentences_rx) = mpsc::channel::<(String, Instant)>();
         let tts = self.tts.clone();
+        let rate = self.tts.sample_rate();
+        let Playback { sink, cancel, on_first_audio } = out.clone();
         let options = StreamOptions::from_config(&self.config.tts);
         // Speaks sentences as they arrive; returns the audio and when the first came out.
         let speaker = std::thread::Builder::new()
@@ -222,13 +275,25 @@ impl Engine {
                 let mut audio = Vec::new();
                 let mut first = None;
                 for (n, (sentence, handed_over)) in sentences_rx.into_iter().enumerate() {
+                    if cancel.load(Ordering::Relaxed) {
+                        break;
+                    }
                     // Only the reply's opening clause is worth speaking early; later sentences
                     // are made while earlier ones play.
                     let options = StreamOptions { early_first_clause: n == 0 && options.early_first_clause, ..options };
                     for chunk in tts::stream(tts.as_ref(), &sentence, options) {
                         let chunk = chunk?;
+                        if cancel.load(Ordering::Relaxed) {
+                            break;
+                        }
                         if first.is_none() && !chunk.samples.is_empty() {
                             first = Some((handed_over, Instant::now()));
+                            if let Some(told) = &on_first_audio {
+                                told();
+                            }
+                        }
+                        if let Some(sink) = &sink {
+                            sink.play(&chunk.samples, rate);
                         }
                         audio.extend_from_slice(&chunk.samples);
                     }
@@ -239,12 +304,15 @@ impl Engine {
 
         let mut pending = String::new();
         let answered = self.brain.answer(heard, &mut |piece| {
+            if out.cancel.load(Ordering::Relaxed) {
+                return;
+            }
             pending.push_str(piece);
             for sentence in take_sentences(&mut pending) {
                 let _ = sentences_tx.send((sentence, Instant::now()));
             }
         });
-        if !pending.trim().is_empty() {
+        if !pending.trim().is_empty() && !out.cancel.load(Ordering::Relaxed) {
             let _ = sentences_tx.send((std::mem::take(&mut pending), Instant::now()));
         }
         drop(sentences_tx);
@@ -276,6 +344,14 @@ impl Engine {
             reply_audio_s: audio.len() as f64 / self.tts.sample_rate() as f64,
             audio,
         })
+    }
+
+    /// Speaks `text` as is (no brain), straight into `sink`: timers, errors, confirmations.
+    pub fn respond_verbatim(&self, text: &str, sink: &dyn AudioSink) -> Result<(), LoopError> {
+        for chunk in tts::stream(self.tts.as_ref(), text, StreamOptions::from_config(&self.config.tts)) {
+            sink.play(&chunk?.samples, self.tts.sample_rate());
+        }
+        Ok(())
     }
 
     /// Stops the LLM worker.

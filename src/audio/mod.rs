@@ -2,5 +2,6 @@
 
 pub mod capture;
 pub mod devices;
+pub mod playback;
 pub mod resample;
 pub mod wav;

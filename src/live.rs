@@ -1,0 +1,296 @@
+//! The live loop: microphone in, speaker out, wake word armed, until told to quit. One control
+//! thread owns the [`Coordinator`] and feeds it everything in order: audio events (wake word,
+//! end of speech), commands (hotkey, menu, stdin), answer progress and timers. Answers run on
+//! their own thread, so listening (and barge-in) never waits for the LLM or TTS.
+
+use crate::audio::capture::{CaptureEvent, Microphone, SAMPLE_RATE};
+use crate::audio::playback::{wait_until_quiet, AudioSink};
+use crate::coordinator::{Coordinator, Effect, Input, State, Trigger};
+use crate::listen::{ListenEvent, Listener};
+use crate::metrics::Stage;
+use crate::vad::{EndpointSettings, Utterance, Vad};
+use crate::voice_loop::{Engine, LoopError, Playback, Turn};
+use crate::wake::{WakeDetector, WakeSettings};
+use serde::Serialize;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// From the hotkey, the menu or the terminal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    Activate(Trigger),
+    Stop,
+    Quit,
+}
+
+/// What the live loop reports (the CLI prints these; the app shows them).
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum LiveEvent {
+    Ready { device: String, sample_rate: u32 },
+    State { state: State },
+    Wake { model: String, score: f32, at_ms: u64 },
+    Turn { n: u64, turn: Box<Turn> },
+    NothingHeard { n: u64 },
+    Timer { text: String },
+    Mic { problem: String },
+    Error { message: String },
+}
+
+pub struct LiveOptions {
+    /// Listening with no speech for this long goes back to idle (stream time).
+    pub listen_timeout_ms: u64,
+    /// Stop by itself at this moment (tests, demos).
+    pub until: Option<Instant>,
+}
+
+impl Default for LiveOptions {
+    fn default() -> Self {
+        LiveOptions { listen_timeout_ms: 8_000, until: None }
+    }
+}
+
+const OVERRUN_REPORT_EVERY: Duration = Duration::from_secs(5);
+
+enum Progress {
+    FirstAudio(u64),
+    Done(u64, Result<Option<Box<Turn>>, String>),
+}
+
+struct Control<'e> {
+    engine: &'e Arc<Engine>,
+    sink: Arc<dyn AudioSink>,
+    coordinator: Coordinator,
+    progress: Sender<Progress>,
+    stream_ms: u64,
+    listening_since_ms: u64,
+    speech_open: bool,
+    utterance: Option<Utterance>,
+    cancel: Option<(u64, Arc<AtomicBool>)>,
+    earcon: Arc<Vec<f32>>,
+    earcon_rate: u32,
+    on_event: &'e mut dyn FnMut(&LiveEvent),
+}
+
+/// Runs until `Command::Quit`, `options.until`, or the command channel closing.
+pub fn run(engine: Arc<Engine>, mic: &Microphone, sink: Arc<dyn AudioSink>, commands: Receiver<Command>, options: LiveOptions, on_event: &mut dyn FnMut(&LiveEvent)) -> Result<(), LoopError> {
+    let config = engine.config().clone();
+    let mut vad = Vad::new(engine.vad_model(), EndpointSettings::from_config(&config.vad));
+    let mut detector = engine.wake_models().map(|m| m.detector(WakeSettings::from_config(&config.wake)));
+    let mut listener = Listener::new(&mut vad, detector.as_mut().map(|d| d as &mut dyn WakeDetector), true);
+    let timers = engine.take_timer_events();
+    let (progress_tx, progress) = mpsc::channel();
+    let (earcon, earcon_rate) = earcon();
+    let mut control = Control {
+        engine: &engine,
+        sink,
+        coordinator: Coordinator::default(),
+        progress: progress_tx,
+        stream_ms: 0,
+        listening_since_ms: 0,
+        speech_open: false,
+        utterance: None,
+        cancel: None,
+        earcon: Arc::new(earcon),
+        earcon_rate,
+        on_event,
+    };
+    let wake_on = detector_present(&engine);
+    let mut overruns = (0u64, Instant::now() - OVERRUN_REPORT_EVERY);
+    (control.on_event)(&LiveEvent::State { state: State::Idle });
+    loop {
+        if options.until.is_some_and(|t| Instant::now() >= t) {
+            break;
+        }
+        match commands.try_recv() {
+            Ok(Command::Quit) | Err(mpsc::TryRecvError::Disconnected) => break,
+            Ok(Command::Activate(trigger)) => control.apply(Input::Activate(trigger)),
+            Ok(Command::Stop) => control.apply(Input::Stop),
+            Err(mpsc::TryRecvError::Empty) => {}
+        }
+        while let Ok(p) = progress.try_recv() {
+            control.progress(p);
+        }
+        if let Some(timers) = &timers {
+            while let Ok(fired) = timers.try_recv() {
+                control.announce(&fired.text);
+            }
+        }
+        match mic.events().recv_timeout(Duration::from_millis(20)) {
+            Ok(CaptureEvent::Audio(chunk)) => {
+                let t = Instant::now();
+                let events = listener.push(&chunk)?;
+                let chunk_ms = t.elapsed().as_secs_f64() * 1000.0;
+                control.stream_ms += chunk.len() as u64 * 1000 / SAMPLE_RATE as u64;
+                for event in events {
+                    match event {
+                        ListenEvent::Wake(w) => {
+                            control.engine.metrics().record_ms(Stage::Wake, chunk_ms);
+                            (control.on_event)(&LiveEvent::Wake { model: w.model.clone(), score: w.score, at_ms: w.at_ms });
+                            control.apply(Input::Activate(Trigger::WakeWord));
+                        }
+                        ListenEvent::SpeechStart { .. } => control.speech_open = true,
+                        ListenEvent::SpeechEnd(u) => {
+                            control.speech_open = false;
+                            if control.coordinator.state() == State::Listening {
+                                control.engine.metrics().record_ms(Stage::VadEndpoint, chunk_ms);
+                                control.utterance = Some(u);
+                                control.apply(Input::SpeechEnded);
+                            }
+                        }
+                    }
+                }
+                let quiet_for = control.stream_ms.saturating_sub(control.listening_since_ms);
+                if control.coordinator.state() == State::Listening && !control.speech_open && quiet_for > options.listen_timeout_ms {
+                    control.apply(Input::ListenTimeout);
+                }
+            }
+            Ok(CaptureEvent::Started(format)) => {
+                let device = format!("{} ({} Hz, {} ch){}", format.device, format.sample_rate, format.channels, if wake_on { "" } else { ", wake word off" });
+                (control.on_event)(&LiveEvent::Ready { device, sample_rate: format.sample_rate });
+            }
+            Ok(CaptureEvent::SilentInput { ms }) => (control.on_event)(&LiveEvent::Mic {
+                problem: format!("the microphone has given only silence for {:.1} s: is it muted, or is Roxy not allowed to use it (macOS: System Settings → Privacy & Security → Microphone)?", ms as f64 / 1000.0),
+            }),
+            Ok(CaptureEvent::Overrun { dropped }) => {
+                // Summed and reported at most every few seconds: a struggling machine should not
+                // also flood the log.
+                overruns.0 += dropped;
+                if overruns.1.elapsed() >= OVERRUN_REPORT_EVERY {
+                    let ms = overruns.0 * 1000 / SAMPLE_RATE as u64;
+                    (control.on_event)(&LiveEvent::Mic { problem: format!("{ms} ms of audio were dropped: the machine is too busy") });
+                    overruns = (0, Instant::now());
+                }
+            }
+            Ok(CaptureEvent::DeviceLost { message }) => (control.on_event)(&LiveEvent::Mic { problem: format!("the microphone went away ({message}); waiting for it to come back") }),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    if let Some((_, cancel)) = &control.cancel {
+        cancel.store(true, Ordering::Relaxed);
+        control.engine.brain().cancel();
+    }
+    control.sink.stop();
+    Ok(())
+}
+
+fn detector_present(engine: &Engine) -> bool {
+    engine.wake_models().is_some()
+}
+
+impl Control<'_> {
+    fn apply(&mut self, input: Input) {
+        let before = self.coordinator.state();
+        let effects = self.coordinator.handle(input);
+        let after = self.coordinator.state();
+        for effect in effects {
+            match effect {
+                Effect::Earcon => self.sink.play(&self.earcon, self.earcon_rate),
+                Effect::StartListening => self.listening_since_ms = self.stream_ms,
+                Effect::StopPlayback => self.sink.stop(),
+                Effect::Cancel(n) => {
+                    if let Some((turn, cancel)) = &self.cancel {
+                        if *turn == n {
+                            cancel.store(true, Ordering::Relaxed);
+                            self.engine.brain().cancel();
+                        }
+                    }
+                }
+                Effect::Answer(n) => self.answer(n),
+            }
+        }
+        if before != after {
+            (self.on_event)(&LiveEvent::State { state: after });
+        }
+    }
+
+    fn progress(&mut self, p: Progress) {
+        match p {
+            Progress::FirstAudio(n) => self.apply(Input::AnswerStarted(n)),
+            Progress::Done(n, Ok(Some(turn))) => {
+                (self.on_event)(&LiveEvent::Turn { n, turn });
+                self.apply(Input::AnswerDone(n));
+            }
+            Progress::Done(n, Ok(None)) => {
+                (self.on_event)(&LiveEvent::NothingHeard { n });
+                self.apply(Input::NothingHeard(n));
+            }
+            Progress::Done(n, Err(message)) => {
+                (self.on_event)(&LiveEvent::Error { message });
+                self.apply(Input::Failed(n));
+            }
+        }
+    }
+
+    /// Transcribes the closed utterance and answers it on a thread of its own.
+    fn answer(&mut self, n: u64) {
+        let Some(utterance) = self.utterance.take() else {
+            let _ = self.progress.send(Progress::Done(n, Ok(None)));
+            return;
+        };
+        let cancel = Arc::new(AtomicBool::new(false));
+        self.cancel = Some((n, cancel.clone()));
+        let (engine, sink, progress) = (self.engine.clone(), self.sink.clone(), self.progress.clone());
+        let since = Instant::now();
+        let spawned = std::thread::Builder::new().name(format!("roxy-turn-{n}")).spawn(move || {
+            let result = (|| -> Result<Option<Box<Turn>>, LoopError> {
+                let t = Instant::now();
+                let heard = engine.stt().transcribe(&utterance.samples)?.text;
+                let stt_ms = t.elapsed().as_secs_f64() * 1000.0;
+                engine.metrics().record_ms(Stage::Stt, stt_ms);
+                let command = engine.command_in(&heard);
+                if command.chars().all(|c| !c.is_alphanumeric()) || cancel.load(Ordering::Relaxed) {
+                    return Ok(None);
+                }
+                let first = progress.clone();
+                let out = Playback { sink: Some(sink.clone()), cancel: cancel.clone(), on_first_audio: Some(Arc::new(move || drop(first.send(Progress::FirstAudio(n))))) };
+                let mut turn = engine.respond(&command, since, &out)?;
+                turn.ms.stt = Some((stt_ms * 10.0).round() / 10.0);
+                turn.utterance_ms = Some((utterance.start_ms, utterance.end_ms));
+                if !cancel.load(Ordering::Relaxed) {
+                    wait_until_quiet(sink.as_ref(), Duration::from_secs(600));
+                }
+                Ok(Some(Box::new(turn)))
+            })();
+            let _ = progress.send(Progress::Done(n, result.map_err(|e| e.to_string())));
+        });
+        if let Err(e) = spawned {
+            let _ = self.progress.send(Progress::Done(n, Err(format!("could not start the answer: {e}"))));
+        }
+    }
+
+    /// A timer or reminder came due: said when Roxy is not busy with a turn, shown always.
+    fn announce(&mut self, text: &str) {
+        (self.on_event)(&LiveEvent::Timer { text: text.to_string() });
+        if self.coordinator.state() != State::Idle {
+            return;
+        }
+        let (engine, sink, text) = (self.engine.clone(), self.sink.clone(), text.to_string());
+        let (earcon, rate) = (self.earcon.clone(), self.earcon_rate);
+        std::thread::spawn(move || {
+            sink.play(&earcon, rate);
+            if let Err(e) = engine.respond_verbatim(&text, sink.as_ref()) {
+                tracing::warn!("could not say the timer: {e}");
+            }
+        });
+    }
+}
+
+/// The listening chime from `assets/`.
+fn earcon() -> (Vec<f32>, u32) {
+    const WAV: &[u8] = include_bytes!("../assets/earcon.wav");
+    match hound::WavReader::new(std::io::Cursor::new(WAV)) {
+        Ok(reader) => {
+            let rate = reader.spec().sample_rate;
+            let samples = reader.into_samples::<i16>().filter_map(Result::ok).map(|s| s as f32 / 32768.0).collect();
+            (samples, rate)
+        }
+        Err(e) => {
+            tracing::warn!("the earcon asset is unreadable: {e}");
+            (Vec::new(), SAMPLE_RATE)
+        }
+    }
+}
