@@ -22,6 +22,8 @@ use std::time::{Duration, Instant};
 pub enum Command {
     Activate(Trigger),
     Stop,
+    /// Ignore (true) or heed (false) the wake word; the hotkey and menu still work.
+    MuteWake(bool),
     Quit,
 }
 
@@ -99,6 +101,7 @@ pub fn run(engine: Arc<Engine>, mic: &Microphone, sink: Arc<dyn AudioSink>, comm
     };
     let wake_on = detector_present(&engine);
     let mut overruns = (0u64, Instant::now() - OVERRUN_REPORT_EVERY);
+    let mut wake_muted = false;
     (control.on_event)(&LiveEvent::State { state: State::Idle });
     loop {
         if options.until.is_some_and(|t| Instant::now() >= t) {
@@ -108,6 +111,7 @@ pub fn run(engine: Arc<Engine>, mic: &Microphone, sink: Arc<dyn AudioSink>, comm
             Ok(Command::Quit) | Err(mpsc::TryRecvError::Disconnected) => break,
             Ok(Command::Activate(trigger)) => control.apply(Input::Activate(trigger)),
             Ok(Command::Stop) => control.apply(Input::Stop),
+            Ok(Command::MuteWake(muted)) => wake_muted = muted,
             Err(mpsc::TryRecvError::Empty) => {}
         }
         while let Ok(p) = progress.try_recv() {
@@ -126,6 +130,7 @@ pub fn run(engine: Arc<Engine>, mic: &Microphone, sink: Arc<dyn AudioSink>, comm
                 control.stream_ms += chunk.len() as u64 * 1000 / SAMPLE_RATE as u64;
                 for event in events {
                     match event {
+                        ListenEvent::Wake(_) if wake_muted => {}
                         ListenEvent::Wake(w) => {
                             control.engine.metrics().record_ms(Stage::Wake, chunk_ms);
                             (control.on_event)(&LiveEvent::Wake { model: w.model.clone(), score: w.score, at_ms: w.at_ms });
