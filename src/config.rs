@@ -83,11 +83,14 @@ pub struct SttConfig {
     pub trim_audio_ctx: bool,
     /// Beam search width; 1 = greedy decoding (fastest, least accurate).
     pub beam_size: u32,
+    /// Whisper's compute threads; 0 = automatic (see `roxy::stt::auto_threads`). More threads
+    /// than free cores make Whisper much slower, not faster: its threads spin while they wait.
+    pub threads: u32,
 }
 
 impl Default for SttConfig {
     fn default() -> Self {
-        SttConfig { model: "whisper-tiny.en".into(), language: "en".into(), trim_audio_ctx: false, beam_size: 5 }
+        SttConfig { model: "whisper-tiny.en".into(), language: "en".into(), trim_audio_ctx: false, beam_size: 5, threads: 0 }
     }
 }
 
@@ -139,11 +142,31 @@ pub struct VadConfig {
     /// Silence after speech that ends an utterance.
     pub end_silence_ms: u32,
     pub max_utterance_ms: u32,
+    /// Voiced time needed before an utterance starts; shorter sounds are clicks. Raise it if
+    /// door knocks or keyboard noise start utterances; lower it if one-word replies are missed.
+    pub min_speech_ms: u32,
+    /// A pause this long inside the onset is tolerated ("What t-ime"); a longer one abandons it.
+    pub onset_gap_ms: u32,
+    /// Audio kept before the detected start so the first consonant is not clipped.
+    pub pre_roll_ms: u32,
+    /// Audio kept after the detected end (at most `end_silence_ms`): trailing consonants are quiet.
+    pub post_roll_ms: u32,
+    /// Once in speech, a frame counts as silence only below `threshold - hysteresis`.
+    pub hysteresis: f32,
 }
 
 impl Default for VadConfig {
     fn default() -> Self {
-        VadConfig { threshold: 0.5, end_silence_ms: 500, max_utterance_ms: 15_000 }
+        VadConfig {
+            threshold: 0.5,
+            end_silence_ms: 500,
+            max_utterance_ms: 15_000,
+            min_speech_ms: 180,
+            onset_gap_ms: 300,
+            pre_roll_ms: 300,
+            post_roll_ms: 200,
+            hysteresis: 0.15,
+        }
     }
 }
 
@@ -402,6 +425,13 @@ impl Config {
         check(c.vad.threshold > 0.0 && c.vad.threshold < 1.0, path, "vad.threshold", c.vad.threshold, "between 0.0 and 1.0 (exclusive)")?;
         check((100..=5_000).contains(&c.vad.end_silence_ms), path, "vad.end_silence_ms", c.vad.end_silence_ms, "between 100 and 5000")?;
         check((1_000..=120_000).contains(&c.vad.max_utterance_ms), path, "vad.max_utterance_ms", c.vad.max_utterance_ms, "between 1000 and 120000")?;
+        check((32..=2_000).contains(&c.vad.min_speech_ms), path, "vad.min_speech_ms", c.vad.min_speech_ms, "between 32 and 2000")?;
+        check(c.vad.min_speech_ms < c.vad.max_utterance_ms, path, "vad.min_speech_ms", c.vad.min_speech_ms, "smaller than vad.max_utterance_ms")?;
+        check(c.vad.onset_gap_ms <= 2_000, path, "vad.onset_gap_ms", c.vad.onset_gap_ms, "between 0 and 2000")?;
+        check(c.vad.pre_roll_ms <= 2_000, path, "vad.pre_roll_ms", c.vad.pre_roll_ms, "between 0 and 2000")?;
+        check(c.vad.post_roll_ms <= 2_000, path, "vad.post_roll_ms", c.vad.post_roll_ms, "between 0 and 2000")?;
+        check((0.0..c.vad.threshold).contains(&c.vad.hysteresis), path, "vad.hysteresis", c.vad.hysteresis, "at least 0.0 and below vad.threshold")?;
+        check(c.stt.threads <= 64, path, "stt.threads", c.stt.threads, "0 (automatic) or a thread count up to 64")?;
         check((1..=1_000).contains(&c.memory.session_turns), path, "memory.session_turns", c.memory.session_turns, "between 1 and 1000")?;
         check((1..=1_048_576).contains(&c.memory.cache_max_mb), path, "memory.cache_max_mb", c.memory.cache_max_mb, "between 1 and 1048576 (1 TiB)")?;
         check((0.0..=1.0).contains(&c.router.intent_threshold), path, "router.intent_threshold", c.router.intent_threshold, "between 0.0 and 1.0")?;
@@ -641,5 +671,21 @@ mod tests {
         let (c, _) = load("[tts]\nspeed = 1.25\n", 32).unwrap();
         let (again, _) = load(&c.to_toml(), 8).unwrap();
         assert_eq!(again, c);
+    }
+
+    #[test]
+    fn vad_tuning_and_stt_threads_are_validated_keys() {
+        let (c, _) = load("[vad]\nmin_speech_ms = 250\npre_roll_ms = 400\nhysteresis = 0.2\n[stt]\nthreads = 2\n", 8).unwrap();
+        assert_eq!((c.vad.min_speech_ms, c.vad.pre_roll_ms, c.vad.hysteresis, c.stt.threads), (250, 400, 0.2, 2));
+        assert_eq!(c.vad.onset_gap_ms, VadConfig::default().onset_gap_ms);
+        for (text, key) in [
+            ("[vad]\nmin_speech_ms = 0\n", "vad.min_speech_ms"),
+            ("[vad]\npre_roll_ms = 60000\n", "vad.pre_roll_ms"),
+            ("[vad]\nhysteresis = 0.6\n", "vad.hysteresis"),
+            ("[stt]\nthreads = 1000\n", "stt.threads"),
+        ] {
+            let err = load(text, 8).unwrap_err().to_string();
+            assert!(err.contains(key) && err.contains("Fix it in"), "{text:?}: {err}");
+        }
     }
 }

@@ -175,6 +175,9 @@ impl Stt {
         settings.language = config.language.clone();
         settings.trim_audio_ctx = config.trim_audio_ctx;
         settings.beam_size = config.beam_size;
+        if config.threads > 0 {
+            settings.threads = config.threads as usize;
+        }
         Stt::load(settings)
     }
 

@@ -45,14 +45,14 @@ impl EndpointSettings {
     pub fn from_config(config: &VadConfig) -> Self {
         EndpointSettings {
             threshold: config.threshold,
-            // silero-vad's default hysteresis.
-            neg_threshold: (config.threshold - 0.15).max(0.01),
-            min_speech_ms: 180,
-            onset_gap_ms: 300,
+            // Default 0.15: silero-vad's own hysteresis.
+            neg_threshold: (config.threshold - config.hysteresis).max(0.01),
+            min_speech_ms: config.min_speech_ms,
+            onset_gap_ms: config.onset_gap_ms,
             end_silence_ms: config.end_silence_ms,
             max_utterance_ms: config.max_utterance_ms,
-            pre_roll_ms: 300,
-            post_roll_ms: 200.min(config.end_silence_ms),
+            pre_roll_ms: config.pre_roll_ms,
+            post_roll_ms: config.post_roll_ms.min(config.end_silence_ms),
         }
     }
 }
@@ -289,6 +289,24 @@ mod tests {
         assert!(u.len() >= 2, "{events:?}");
         assert_eq!(u[0].reason, EndReason::MaxLength);
         assert!(u[0].end_ms - u[0].start_ms <= 2000 + 32);
+    }
+
+    #[test]
+    fn tuning_comes_from_the_config() {
+        let defaults = EndpointSettings::default();
+        assert_eq!((defaults.min_speech_ms, defaults.onset_gap_ms, defaults.pre_roll_ms, defaults.post_roll_ms), (180, 300, 300, 200));
+        assert!((defaults.neg_threshold - 0.35).abs() < 1e-6);
+        let config = VadConfig { min_speech_ms: 400, pre_roll_ms: 100, post_roll_ms: 900, hysteresis: 0.3, ..Default::default() };
+        let s = EndpointSettings::from_config(&config);
+        assert_eq!((s.min_speech_ms, s.pre_roll_ms, s.post_roll_ms), (400, 100, 500), "post-roll is capped at end_silence_ms");
+        assert!((s.neg_threshold - 0.2).abs() < 1e-6);
+        // A 300 ms word starts an utterance by default but not with min_speech_ms = 400.
+        let word = pattern(&[(QUIET, 500), (SPEECH, 300), (QUIET, 1000)]);
+        assert_eq!(utterances(&run(defaults, &word)).len(), 1);
+        assert!(run(s.clone(), &word).is_empty());
+        // The pre-roll follows the key.
+        let u = run(s, &pattern(&[(QUIET, 1024), (SPEECH, 1024), (QUIET, 1024)]));
+        assert_eq!(utterances(&u)[0].audio_start_ms, 1024 - 100);
     }
 
     #[test]
