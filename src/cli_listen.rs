@@ -24,6 +24,9 @@ pub struct ListenArgs {
     /// Live mode: stop after this many seconds.
     #[arg(long, conflicts_with = "input")]
     seconds: Option<f32>,
+    /// Live mode: when there is no microphone yet, say so and wait for one instead of failing.
+    #[arg(long, conflicts_with = "input")]
+    wait_for_device: bool,
     /// Wake-word model (default: config `wake.model`): hey_jarvis, alexa, hey_mycroft, hey_rhasspy, timer, weather.
     #[arg(long)]
     model: Option<String>,
@@ -183,7 +186,7 @@ fn listen_live(args: &ListenArgs, config: &Config, wake_cfg: &WakeConfig, paths:
         None
     };
     let stt = if args.no_stt { None } else { Some(Stt::from_config(&config.stt, &paths.models_dir, manifest)?) };
-    let mic = Microphone::open(args.device.as_deref())?;
+    let mic = if args.wait_for_device { Microphone::open_or_wait(args.device.as_deref()) } else { Microphone::open(args.device.as_deref())? };
     let mut listener = Listener::new(&mut vad, wake.as_mut().map(|w| w as &mut dyn WakeDetector), !args.no_gate);
     let say = |kind: &str, value: serde_json::Value, text: String| {
         if args.json {

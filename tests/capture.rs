@@ -73,3 +73,71 @@ fn live_listening_reports_a_silent_microphone_and_stops_on_time() {
     assert!(events.iter().any(|e| e["event"] == "silent_input"), "zeros are reported: {events:?}");
     assert!(!events.iter().any(|e| e["event"] == "wake" || e["event"] == "utterance"), "silence triggers nothing: {events:?}");
 }
+
+fn models_dir() -> std::path::PathBuf {
+    std::env::var_os("ROXY_MODELS_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".roxy/models"))
+}
+
+/// A default PCM that names a sound card this machine does not have: what ALSA sees when the
+/// USB microphone is unplugged.
+const NO_CARD: &str = "pcm.!default {\n  type hw\n  card 7\n}\n";
+const NULL_MIC: &str = "pcm.!default {\n  type null\n}\n";
+
+#[test]
+fn no_microphone_at_all_is_a_clear_error() {
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(home.path().join(".asoundrc"), NO_CARD).unwrap();
+    let out = roxy(home.path(), &["mic", "--seconds", "0.5"]);
+    assert!(!out.status.success());
+    let text = said(&out);
+    assert!(text.contains("no microphone found") && text.contains("Fix:"), "{text}");
+    assert!(!text.contains("panicked"), "{text}");
+}
+
+#[test]
+fn capture_starts_when_a_missing_microphone_appears() {
+    use std::io::BufRead;
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(home.path().join(".asoundrc"), NO_CARD).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_roxy"))
+        .args(["listen", "--wait-for-device", "--seconds", "20", "--json", "--no-stt"])
+        .env("HOME", home.path())
+        .env("ROXY_MODELS_DIR", models_dir())
+        .env("ROXY_DATA_DIR", home.path().join("data"))
+        .env("ROXY_CONFIG", home.path().join("config.toml"))
+        .env_remove("ROXY_LOG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next = || -> serde_json::Value {
+        let line = lines.next().expect("roxy listen ended early").unwrap();
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"))
+    };
+    // No device: said at once, and the process keeps waiting.
+    let first = next();
+    assert_eq!(first["event"], "device_lost", "{first}");
+    assert!(first["message"].as_str().unwrap().contains("no microphone found"), "{first}");
+    // The device appears (ALSA's config names a working PCM): capture starts within the retry
+    // interval, and audio flows (the null device's zeros are reported as silent input, which
+    // needs 2 s of delivered samples).
+    let plugged = std::time::Instant::now();
+    std::fs::write(home.path().join(".asoundrc"), NULL_MIC).unwrap();
+    let started = next();
+    let start_s = plugged.elapsed().as_secs_f32();
+    assert_eq!(started["event"], "started", "{started}");
+    assert_eq!(started["device"]["device"], "default", "{started}");
+    assert!(started["device"]["sample_rate"].as_u64().unwrap() >= 8000, "{started}");
+    let silent = next();
+    assert_eq!(silent["event"], "silent_input", "audio arrived after the reopen: {silent}");
+    println!("device back → capture started after {start_s:.2} s, then {silent}");
+    assert!(start_s < 5.0, "reopened only after {start_s:.1} s");
+    let _ = child.kill();
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!stderr.contains("panicked"), "{status}: {stderr}");
+}

@@ -69,6 +69,25 @@ impl Microphone {
     /// Opens `device` (by name) or the default input. Fails at once when there is none;
     /// later failures arrive as [`CaptureEvent::DeviceLost`].
     pub fn open(device: Option<&str>) -> Result<Microphone, CaptureError> {
+        Microphone::start(device, false)
+    }
+
+    /// Like [`Microphone::open`], but a microphone that is not there yet is not an error: a
+    /// [`CaptureEvent::DeviceLost`] says so, and capture starts ([`CaptureEvent::Started`]) when
+    /// the device appears. Until then [`Microphone::format`] has `sample_rate` 0.
+    pub fn open_or_wait(device: Option<&str>) -> Microphone {
+        match Microphone::start(device, true) {
+            Ok(mic) => mic,
+            // Only a dead capture thread gets here; it cannot have opened anything.
+            Err(e) => {
+                let (tx, events) = mpsc::channel();
+                let _ = tx.send(CaptureEvent::DeviceLost { message: e.to_string() });
+                Microphone { events, stop: Arc::new(AtomicBool::new(true)), thread: None, format: waiting_format(device) }
+            }
+        }
+    }
+
+    fn start(device: Option<&str>, wait: bool) -> Result<Microphone, CaptureError> {
         let (tx, events) = mpsc::channel();
         let (opened_tx, opened_rx) = mpsc::channel();
         let stop = Arc::new(AtomicBool::new(false));
@@ -77,7 +96,7 @@ impl Microphone {
             let stop = stop.clone();
             std::thread::Builder::new()
                 .name("roxy-capture".into())
-                .spawn(move || capture_thread(wanted, tx, opened_tx, stop))
+                .spawn(move || capture_thread(wanted, wait, tx, opened_tx, stop))
                 .expect("spawning the capture thread")
         };
         match opened_rx.recv() {
@@ -93,6 +112,8 @@ impl Microphone {
         }
     }
 
+    /// The device's format when it was opened (see [`Microphone::open_or_wait`] for a device
+    /// that was not there yet); [`CaptureEvent::Started`] carries the format of each reopen.
     pub fn format(&self) -> &DeviceFormat {
         &self.format
     }
@@ -119,6 +140,10 @@ struct Open {
     dropped: Arc<AtomicU64>,
     resampler: StreamResampler,
     format: DeviceFormat,
+}
+
+fn waiting_format(device: Option<&str>) -> DeviceFormat {
+    DeviceFormat { device: device.unwrap_or("default").into(), sample_rate: 0, channels: 0, sample_format: "none".into() }
 }
 
 fn find_device(host: &cpal::Host, wanted: Option<&str>) -> Option<cpal::Device> {
@@ -198,12 +223,23 @@ where
     )
 }
 
-fn capture_thread(wanted: Option<String>, tx: Sender<CaptureEvent>, opened: Sender<Result<DeviceFormat, CaptureError>>, stop: Arc<AtomicBool>) {
+fn capture_thread(
+    wanted: Option<String>,
+    wait: bool,
+    tx: Sender<CaptureEvent>,
+    opened: Sender<Result<DeviceFormat, CaptureError>>,
+    stop: Arc<AtomicBool>,
+) {
     let mut current = match open_stream(wanted.as_deref()) {
         Ok(open) => {
             let _ = opened.send(Ok(open.format.clone()));
             let _ = tx.send(CaptureEvent::Started(open.format.clone()));
             Some(open)
+        }
+        Err(e) if wait => {
+            let _ = opened.send(Ok(waiting_format(wanted.as_deref())));
+            let _ = tx.send(CaptureEvent::DeviceLost { message: e.to_string() });
+            None
         }
         Err(e) => {
             let _ = opened.send(Err(e));
@@ -219,7 +255,11 @@ fn capture_thread(wanted: Option<String>, tx: Sender<CaptureEvent>, opened: Send
         let Some(open) = current.as_mut() else {
             if last_attempt.elapsed() >= REOPEN_EVERY {
                 last_attempt = Instant::now();
+                #[cfg(target_os = "linux")]
+                super::devices::reload_alsa_config();
                 if let Ok(open) = open_stream(wanted.as_deref()) {
+                    zeros_since = None;
+                    silent_reported = false;
                     let _ = tx.send(CaptureEvent::Started(open.format.clone()));
                     current = Some(open);
                 }

@@ -53,6 +53,18 @@ pub(crate) fn quiet_alsa() {
     alsa_quiet::install();
 }
 
+/// ALSA reads its configuration (`/etc/asound.conf`, `~/.asoundrc`) once per process and only
+/// notices changes to the top-level `alsa.conf`, so a device defined or fixed in `~/.asoundrc`
+/// after start-up (a USB/Bluetooth mic plugged in, PulseAudio/PipeWire starting) would never be
+/// seen. Dropping the cached tree makes the next open read the files again. Streams already
+/// open keep their own reference (alsa-lib refcounts the tree since 1.1.2), so this is safe
+/// while playback runs; it is only called before retrying a device that is not there.
+#[cfg(target_os = "linux")]
+pub(crate) fn reload_alsa_config() {
+    // SAFETY: no arguments; alsa-lib serialises config updates under its own lock.
+    unsafe { alsa_sys::snd_config_update_free_global() };
+}
+
 #[cfg(target_os = "linux")]
 mod alsa_quiet {
     use std::ffi::CStr;
