@@ -123,7 +123,9 @@ pub struct WakeConfig {
     pub model: String,
     /// Score that counts as a detection: higher means fewer false triggers, more misses.
     pub threshold: f32,
-    /// Consecutive 80 ms frames above threshold needed to fire.
+    /// Consecutive 80 ms frames above threshold needed to fire. 2 (not 1) because one frame
+    /// over threshold is how near-rhymes ("hey travis") fire; it costs 80 ms of latency
+    /// (README, "Speech in": the measured table).
     pub patience: u32,
     /// Ignore further detections for this long after one fires.
     pub cooldown_ms: u32,
@@ -131,7 +133,7 @@ pub struct WakeConfig {
 
 impl Default for WakeConfig {
     fn default() -> Self {
-        WakeConfig { enabled: true, model: "hey_jarvis".into(), threshold: 0.5, patience: 1, cooldown_ms: 2000 }
+        WakeConfig { enabled: true, model: "hey_jarvis".into(), threshold: 0.5, patience: 2, cooldown_ms: 2000 }
     }
 }
 
