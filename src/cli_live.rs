@@ -55,7 +55,7 @@ pub fn live_command(device: Option<&str>, seconds: Option<f32>, output: Option<&
         );
     }
     let options = LiveOptions { until: seconds.map(|s| Instant::now() + Duration::from_secs_f32(s.max(0.1))), ..Default::default() };
-    let result = live::run(engine.clone(), &mic, sink, inbox, options, &mut |event| print_event(event, json));
+    let result = live::run(engine.clone(), mic.events(), sink, inbox, options, &mut |event| print_event(event, json));
     drop(commands);
     engine.shutdown();
     if let Err(e) = roxy::metrics::save(&roxy::metrics::stats_file(&paths.data_dir), &metrics.snapshot()) {

@@ -3,7 +3,7 @@
 //! end of speech), commands (hotkey, menu, stdin), answer progress and timers. Answers run on
 //! their own thread, so listening (and barge-in) never waits for the LLM or TTS.
 
-use crate::audio::capture::{CaptureEvent, Microphone, SAMPLE_RATE};
+use crate::audio::capture::{CaptureEvent, DeviceFormat, SAMPLE_RATE};
 use crate::audio::playback::{wait_until_quiet, AudioSink};
 use crate::coordinator::{Coordinator, Effect, Input, State, Trigger};
 use crate::listen::{ListenEvent, Listener};
@@ -34,7 +34,8 @@ pub enum LiveEvent {
     Ready { device: String, sample_rate: u32 },
     State { state: State },
     Wake { model: String, score: f32, at_ms: u64 },
-    Turn { n: u64, turn: Box<Turn> },
+    /// `interrupted`: barge-in or stop cut it short (the turn holds what was made by then).
+    Turn { n: u64, interrupted: bool, turn: Box<Turn> },
     NothingHeard { n: u64 },
     Timer { text: String },
     Mic { problem: String },
@@ -58,7 +59,7 @@ const OVERRUN_REPORT_EVERY: Duration = Duration::from_secs(5);
 
 enum Progress {
     FirstAudio(u64),
-    Done(u64, Result<Option<Box<Turn>>, String>),
+    Done(u64, Result<Option<(Box<Turn>, bool)>, String>),
 }
 
 struct Control<'e> {
@@ -70,14 +71,18 @@ struct Control<'e> {
     listening_since_ms: u64,
     speech_open: bool,
     utterance: Option<Utterance>,
+    /// Processing ms of the chunks that fired the wake word and closed the utterance.
+    wake_ms: Option<f64>,
+    endpoint_ms: Option<f64>,
     cancel: Option<(u64, Arc<AtomicBool>)>,
     earcon: Arc<Vec<f32>>,
     earcon_rate: u32,
     on_event: &'e mut dyn FnMut(&LiveEvent),
 }
 
-/// Runs until `Command::Quit`, `options.until`, or the command channel closing.
-pub fn run(engine: Arc<Engine>, mic: &Microphone, sink: Arc<dyn AudioSink>, commands: Receiver<Command>, options: LiveOptions, on_event: &mut dyn FnMut(&LiveEvent)) -> Result<(), LoopError> {
+/// Runs until `Command::Quit`, `options.until`, or the command channel closing. `audio` is a
+/// microphone's events (`Microphone::events`) or any other source of them ([`file_source`]).
+pub fn run(engine: Arc<Engine>, audio: &Receiver<CaptureEvent>, sink: Arc<dyn AudioSink>, commands: Receiver<Command>, options: LiveOptions, on_event: &mut dyn FnMut(&LiveEvent)) -> Result<(), LoopError> {
     let config = engine.config().clone();
     let mut vad = Vad::new(engine.vad_model(), EndpointSettings::from_config(&config.vad));
     let mut detector = engine.wake_models().map(|m| m.detector(WakeSettings::from_config(&config.wake)));
@@ -94,6 +99,8 @@ pub fn run(engine: Arc<Engine>, mic: &Microphone, sink: Arc<dyn AudioSink>, comm
         listening_since_ms: 0,
         speech_open: false,
         utterance: None,
+        wake_ms: None,
+        endpoint_ms: None,
         cancel: None,
         earcon: Arc::new(earcon),
         earcon_rate,
@@ -122,7 +129,7 @@ pub fn run(engine: Arc<Engine>, mic: &Microphone, sink: Arc<dyn AudioSink>, comm
                 control.announce(&fired.text);
             }
         }
-        match mic.events().recv_timeout(Duration::from_millis(20)) {
+        match audio.recv_timeout(Duration::from_millis(20)) {
             Ok(CaptureEvent::Audio(chunk)) => {
                 let t = Instant::now();
                 let events = listener.push(&chunk)?;
@@ -133,6 +140,7 @@ pub fn run(engine: Arc<Engine>, mic: &Microphone, sink: Arc<dyn AudioSink>, comm
                         ListenEvent::Wake(_) if wake_muted => {}
                         ListenEvent::Wake(w) => {
                             control.engine.metrics().record_ms(Stage::Wake, chunk_ms);
+                            control.wake_ms = Some(chunk_ms);
                             (control.on_event)(&LiveEvent::Wake { model: w.model.clone(), score: w.score, at_ms: w.at_ms });
                             control.apply(Input::Activate(Trigger::WakeWord));
                         }
@@ -142,6 +150,7 @@ pub fn run(engine: Arc<Engine>, mic: &Microphone, sink: Arc<dyn AudioSink>, comm
                             if control.coordinator.state() == State::Listening {
                                 control.engine.metrics().record_ms(Stage::VadEndpoint, chunk_ms);
                                 control.utterance = Some(u);
+                                control.endpoint_ms = Some(chunk_ms);
                                 control.apply(Input::SpeechEnded);
                             }
                         }
@@ -215,8 +224,8 @@ impl Control<'_> {
     fn progress(&mut self, p: Progress) {
         match p {
             Progress::FirstAudio(n) => self.apply(Input::AnswerStarted(n)),
-            Progress::Done(n, Ok(Some(turn))) => {
-                (self.on_event)(&LiveEvent::Turn { n, turn });
+            Progress::Done(n, Ok(Some((turn, interrupted)))) => {
+                (self.on_event)(&LiveEvent::Turn { n, interrupted, turn });
                 self.apply(Input::AnswerDone(n));
             }
             Progress::Done(n, Ok(None)) => {
@@ -240,8 +249,9 @@ impl Control<'_> {
         self.cancel = Some((n, cancel.clone()));
         let (engine, sink, progress) = (self.engine.clone(), self.sink.clone(), self.progress.clone());
         let since = Instant::now();
+        let (wake_ms, endpoint_ms) = (self.wake_ms.take(), self.endpoint_ms.take());
         let spawned = std::thread::Builder::new().name(format!("roxy-turn-{n}")).spawn(move || {
-            let result = (|| -> Result<Option<Box<Turn>>, LoopError> {
+            let result = (|| -> Result<Option<(Box<Turn>, bool)>, LoopError> {
                 let t = Instant::now();
                 let heard = engine.stt().transcribe(&utterance.samples)?.text;
                 let stt_ms = t.elapsed().as_secs_f64() * 1000.0;
@@ -253,12 +263,15 @@ impl Control<'_> {
                 let first = progress.clone();
                 let out = Playback { sink: Some(sink.clone()), cancel: cancel.clone(), on_first_audio: Some(Arc::new(move || drop(first.send(Progress::FirstAudio(n))))) };
                 let mut turn = engine.respond(&command, since, &out)?;
-                turn.ms.stt = Some((stt_ms * 10.0).round() / 10.0);
+                let round = |ms: f64| (ms * 10.0).round() / 10.0;
+                turn.ms.stt = Some(round(stt_ms));
+                turn.ms.wake = wake_ms.map(round);
+                turn.ms.endpoint = endpoint_ms.map(round);
                 turn.utterance_ms = Some((utterance.start_ms, utterance.end_ms));
                 if !cancel.load(Ordering::Relaxed) {
                     wait_until_quiet(sink.as_ref(), Duration::from_secs(600));
                 }
-                Ok(Some(Box::new(turn)))
+                Ok(Some((Box::new(turn), cancel.load(Ordering::Relaxed))))
             })();
             let _ = progress.send(Progress::Done(n, result.map_err(|e| e.to_string())));
         });
@@ -298,4 +311,27 @@ fn earcon() -> (Vec<f32>, u32) {
             (Vec::new(), SAMPLE_RATE)
         }
     }
+}
+
+/// Recorded 16 kHz audio delivered like a microphone: 80 ms chunks at the pace they were
+/// recorded (so the loop's real-time behaviour, barge-in included, is what a user would get).
+/// After the recording comes silence, as from a quiet room, until the loop stops.
+pub fn file_source(samples: Vec<f32>, name: &str) -> Receiver<CaptureEvent> {
+    let (tx, rx) = mpsc::channel();
+    let format = DeviceFormat { device: name.to_string(), sample_rate: SAMPLE_RATE, channels: 1, sample_format: "f32".into() };
+    std::thread::spawn(move || {
+        let _ = tx.send(CaptureEvent::Started(format));
+        let started = Instant::now();
+        let silence = vec![0.0; crate::listen::CHUNK];
+        let chunks = samples.chunks(crate::listen::CHUNK).chain(std::iter::repeat(silence.as_slice()));
+        for (i, chunk) in chunks.enumerate() {
+            let due = started + Duration::from_secs_f64((i * crate::listen::CHUNK) as f64 / SAMPLE_RATE as f64);
+            std::thread::sleep(due.saturating_duration_since(Instant::now()));
+            // Stops when the loop is gone.
+            if tx.send(CaptureEvent::Audio(chunk.to_vec())).is_err() {
+                return;
+            }
+        }
+    });
+    rx
 }

@@ -64,3 +64,80 @@ fn no_microphone_is_a_clear_error() {
     assert!(!output.status.success(), "{said}");
     assert!(said.contains("microphone") && said.contains("Fix:") && !said.contains("panicked"), "{said}");
 }
+
+mod support;
+
+/// Real barge-in: recorded speech fed at real-time pace into the live loop. "Hey Jarvis" while
+/// Roxy is still answering stops the answer (playback cut, generation cancelled) and the next
+/// command is answered.
+#[test]
+fn the_wake_word_during_an_answer_interrupts_it() {
+    use roxy::audio::playback::WavSink;
+    use roxy::live::{self, LiveEvent, LiveOptions};
+    use std::sync::{mpsc, Arc};
+    use std::time::Instant;
+
+    let lab = support::SpeechLab::new();
+    let voice = support::Voice::new("en-us", 160);
+    let input = lab.path().join("barge_in.wav");
+    let status = std::process::Command::new("sox")
+        .arg(lab.silence(0.5, 22050))
+        .arg(lab.speak("Hey Jarvis, tell me a long story about a brave little dragon.", voice))
+        .arg(lab.silence(6.0, 22050))
+        .arg(lab.speak("Hey Jarvis, what time is it?", voice))
+        .arg(&input)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (samples, _) = roxy::audio::wav::read_mono_16k(&input).unwrap();
+
+    let data = tempfile::tempdir().unwrap();
+    let mut config = roxy::config::Config::default();
+    config.llm.temperature = 0.0;
+    config.llm.max_tokens = 200;
+    let manifest = roxy::models::Manifest::from_env().unwrap();
+    let metrics = Arc::new(roxy::metrics::Registry::new());
+    let (engine, _) = roxy::voice_loop::Engine::load(config, &models_dir(), data.path(), &manifest, metrics).expect("the default models are installed");
+    let engine = Arc::new(engine);
+    let sink = Arc::new(WavSink::new(engine.sample_rate()));
+    let (commands, inbox) = mpsc::channel();
+    let mut events: Vec<LiveEvent> = Vec::new();
+    let options = LiveOptions { until: Some(Instant::now() + Duration::from_secs(120)), ..Default::default() };
+    let mic = live::file_source(samples, "barge_in.wav");
+    live::run(engine.clone(), &mic, sink.clone(), inbox, options, &mut |e| {
+        if let LiveEvent::Turn { n: 2, .. } = e {
+            let _ = commands.send(live::Command::Quit);
+        }
+        events.push(e.clone());
+    })
+    .unwrap();
+    engine.shutdown();
+
+    let lines: Vec<String> = events.iter().map(|e| serde_json::to_string(e).unwrap()).collect();
+    let shown = lines.join("\n");
+    let turn = |n: u64| {
+        events.iter().find_map(|e| match e {
+            LiveEvent::Turn { n: m, interrupted, turn } if *m == n => Some((*interrupted, turn.clone())),
+            _ => None,
+        })
+    };
+    // Turn 1 was cut: mid-speech (a Turn marked interrupted) or, on a busy machine, before it
+    // had anything to say (dropped after the transcription).
+    let first = turn(1);
+    let dropped = events.iter().any(|e| matches!(e, LiveEvent::NothingHeard { n: 1 }));
+    assert!(first.as_ref().is_some_and(|(cut, _)| *cut) || (first.is_none() && dropped), "the first answer was interrupted:\n{shown}");
+    let (second_cut, second) = turn(2).unwrap_or_else(|| panic!("turn 2 answered:\n{shown}"));
+    assert!(!second_cut && second.reply.starts_with("It's"), "the clock answered the second command:\n{shown}");
+    // Between the two turns the loop went back to listening without passing through idle.
+    let states: Vec<String> = events.iter().filter_map(|e| match e {
+        LiveEvent::State { state } => Some(serde_json::to_value(state).unwrap().as_str().unwrap().to_string()),
+        _ => None,
+    }).collect();
+    let barge = states.windows(2).any(|w| (w[0] == "speaking" || w[0] == "thinking") && w[1] == "listening");
+    assert!(barge, "barge-in: {states:?}");
+    // What was heard is less than the two answers would have taken to say.
+    let heard_s = sink.heard().len() as f64 / engine.sample_rate() as f64;
+    let first_s = first.map_or(0.0, |(_, t)| t.reply_audio_s);
+    println!("first reply {first_s:.1} s made; heard in all {heard_s:.1} s; states {states:?}");
+    assert!(heard_s < first_s + second.reply_audio_s + 0.5, "playback was cut");
+}
