@@ -80,6 +80,10 @@ impl Worker {
                     self.output.error(Some(generate.id), ErrorKind::NoModel, message)?;
                     None
                 }
+                Request::Bench(bench) => {
+                    self.output.error(Some(bench.id), ErrorKind::NoModel, "no model is loaded: send Load before Bench")?;
+                    None
+                }
                 Request::Unload { id } => {
                     self.output.send(&Event::Unloaded { id })?;
                     None
@@ -136,6 +140,10 @@ impl Worker {
         while let Ok(request) = self.requests.recv() {
             match request {
                 Request::Generate(generate) => self.generate(&mut session, &generate)?,
+                Request::Bench(bench) => match session.bench(&bench) {
+                    Ok(stats) => self.output.send(&Event::BenchDone(stats))?,
+                    Err(e) => self.output.error(Some(bench.id), e.kind, e.message)?,
+                },
                 Request::Unload { id } => {
                     drop(session);
                     drop(model);

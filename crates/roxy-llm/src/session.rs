@@ -9,7 +9,7 @@ use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
-use roxy_protocol::{ChatMessage, ErrorKind, GenerateRequest, GenerationStats, StopReason};
+use roxy_protocol::{BenchRequest, BenchStats, ChatMessage, ErrorKind, GenerateRequest, GenerationStats, StopReason};
 use std::num::NonZeroU32;
 use std::time::Instant;
 
@@ -164,6 +164,45 @@ impl<'m> Session<'m> {
             first_token_ms: first_token_ms.unwrap_or_else(|| elapsed_ms(started)),
             total_ms: elapsed_ms(started),
         })
+    }
+
+    /// llama.cpp's own speed, the baseline for `roxy bench`: one prefill batch of a fixed text,
+    /// then greedy decoding, timed around the library calls only. Leaves the KV cache empty.
+    pub fn bench(&mut self, request: &BenchRequest) -> Result<BenchStats, GenerateError> {
+        const TEXT: &str = "The quick brown fox jumps over the lazy dog while the clock on the wall ticks slowly. ";
+        let n_ctx = self.n_ctx() as usize;
+        let decode = (request.decode_tokens as usize).min(n_ctx / 2);
+        let wanted = (request.prompt_tokens as usize).clamp(1, self.batch_capacity()).min(n_ctx - decode - 1);
+        let vocab = self.model.vocab();
+        let mut tokens = Vec::new();
+        if vocab.should_add_bos() {
+            tokens.push(vocab.bos());
+        }
+        while tokens.len() < wanted {
+            tokens.extend(vocab.tokenize(TEXT.as_bytes(), false, false));
+        }
+        tokens.truncate(wanted);
+        self.forget_cache();
+        let internal = |what: &str, e: String| GenerateError::new(ErrorKind::Internal, format!("bench {what}: {e}"));
+        self.batch.clear();
+        for (i, &token) in tokens.iter().enumerate() {
+            self.batch.add(token, i as i32, &[SEQ], i + 1 == tokens.len()).map_err(|e| internal("batch", e.to_string()))?;
+        }
+        let started = Instant::now();
+        self.ctx.decode(&mut self.batch).map_err(|e| internal("prefill", e.to_string()))?;
+        let prefill_us = started.elapsed().as_micros() as u64;
+
+        let mut sampler = LlamaSampler::greedy();
+        let started = Instant::now();
+        for n in 0..decode {
+            let token = sampler.sample(&self.ctx, -1);
+            self.batch.clear();
+            self.batch.add(token, (tokens.len() + n) as i32, &[SEQ], true).map_err(|e| internal("batch", e.to_string()))?;
+            self.ctx.decode(&mut self.batch).map_err(|e| internal("decode", e.to_string()))?;
+        }
+        let decode_us = started.elapsed().as_micros() as u64;
+        self.forget_cache();
+        Ok(BenchStats { id: request.id, prompt_tokens: tokens.len() as u32, prefill_us, decode_tokens: decode as u32, decode_us })
     }
 
     /// Applies the model's chat template, ending with the assistant's turn opened.

@@ -30,6 +30,18 @@ pub enum Request {
     Unload { id: u64 },
     /// Stop the worker cleanly, cancelling any generation; answered by [`Event::Bye`].
     Shutdown,
+    /// Time llama.cpp itself on the loaded model (the baseline `roxy bench` compares against);
+    /// answered by [`Event::BenchDone`]. Clears the KV cache.
+    Bench(BenchRequest),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BenchRequest {
+    pub id: u64,
+    /// Prompt tokens evaluated in one `llama_decode` batch (capped by the batch size).
+    pub prompt_tokens: u32,
+    /// Tokens then decoded one at a time, greedily.
+    pub decode_tokens: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -118,6 +130,19 @@ pub enum Event {
     /// A request failed; `id` is the request's, when it had one.
     Error { id: Option<u64>, kind: ErrorKind, message: String },
     Bye,
+    BenchDone(BenchStats),
+}
+
+/// llama.cpp's own speed on the loaded model, timed around the library calls only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BenchStats {
+    pub id: u64,
+    /// Tokens actually evaluated in the prefill batch.
+    pub prompt_tokens: u32,
+    pub prefill_us: u64,
+    /// Tokens actually decoded (greedy; end-of-generation tokens are decoded like any other).
+    pub decode_tokens: u32,
+    pub decode_us: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -265,6 +290,7 @@ mod tests {
             Request::Cancel { id: 3 },
             Request::Unload { id: 4 },
             Request::Shutdown,
+            Request::Bench(BenchRequest { id: 5, prompt_tokens: 128, decode_tokens: 32 }),
         ];
         for request in &requests {
             round_trip(request);
@@ -286,6 +312,7 @@ mod tests {
                 size_bytes: 98_000_000,
             }),
             Event::Unloaded { id: 4 },
+            Event::BenchDone(BenchStats { id: 5, prompt_tokens: 128, prefill_us: 90_000, decode_tokens: 32, decode_us: 400_000 }),
             Event::Token { id: 3, text: " Paris".into() },
             Event::Done(GenerationStats {
                 id: 3,
