@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod audio;
+pub mod bench;
 pub mod brain;
 pub mod config;
 pub mod coordinator;

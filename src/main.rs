@@ -121,6 +121,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Benchmark every stage on the installed models: one table of figures, targets and the
+    /// ratio to bare whisper.cpp / llama.cpp; gates for start-up time and memory.
+    Bench {
+        #[arg(long)]
+        json: bool,
+        /// A short run (for CI): fewer repetitions, shorter audio.
+        #[arg(long)]
+        quick: bool,
+    },
     /// Transcribe a WAV file (any rate or channel count) with the configured Whisper model.
     Transcribe {
         file: std::path::PathBuf,
@@ -214,6 +223,15 @@ fn run(cli: Cli, paths: &Paths) -> Result<ExitCode> {
         },
         Command::Ask { question, json } => ask_command(&question, json, paths, &manifest),
         Command::Transcribe { file, json } => transcribe_command(&file, json, paths, &manifest),
+        Command::Bench { json, quick } => {
+            let report = roxy::bench::run(paths, &manifest, roxy::bench::Options { quick })?;
+            if json {
+                print_json(&report)?;
+            } else {
+                print!("{}", roxy::bench::render(&report));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Say { text, output, speed, json } => say_command(&text, &output, speed, json, paths, &manifest),
         Command::Listen(args) => cli_listen::listen_command(args, paths, &manifest),
         Command::Wake(args) => cli_listen::wake_command(args, paths),
