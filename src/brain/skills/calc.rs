@@ -2,7 +2,7 @@
 //! Spoken operators become symbols, then a small recursive-descent parser evaluates them; any
 //! word left over means it was not arithmetic, and the LLM gets the question instead.
 
-use super::words::{format_number, numbers_to_digits};
+use super::words::{capitalise, format_number, numbers_to_digits};
 use super::{Plan, Skill, SkillReply};
 use regex::Regex;
 use std::sync::LazyLock;
@@ -52,11 +52,6 @@ impl Skill for Calculator {
             Err(e) => SkillReply::failed(format!("{}: {e}.", capitalise(&spoken))),
         }))
     }
-}
-
-fn capitalise(s: &str) -> String {
-    let mut c = s.chars();
-    c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
 }
 
 /// 10 significant digits: hides float noise like 0.30000000000000004.

@@ -52,9 +52,7 @@ impl Skill for Stats {
             }
             let first = parts.remove(0);
             let rest = if parts.is_empty() { String::new() } else { format!(". Median milliseconds: {}", parts.join(", ")) };
-            let mut chars = first.chars();
-            let first: String = chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default();
-            SkillReply::say(format!("{first}{rest}."))
+            SkillReply::say(format!("{}{rest}.", super::words::capitalise(&first)))
         }))
     }
 }

@@ -57,10 +57,7 @@ impl Skill for SystemInfo {
                 }
             }
             parts.retain(|p| !p.is_empty());
-            let text = parts.join(", ");
-            let mut chars = text.chars();
-            let text = chars.next().map(|c| c.to_uppercase().chain(chars).collect::<String>()).unwrap_or_default();
-            SkillReply::say(format!("{text}."))
+            SkillReply::say(format!("{}.", super::words::capitalise(&parts.join(", "))))
         }))
     }
 }

@@ -119,6 +119,12 @@ fn single_value(word: &str) -> Option<f64> {
     }
 }
 
+/// The text with its first letter in upper case ("the battery…" → "The battery…").
+pub fn capitalise(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_default()
+}
+
 pub fn format_number(value: f64) -> String {
     if value.fract() == 0.0 && value.abs() < 1e15 {
         format!("{}", value as i64)
