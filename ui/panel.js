@@ -1,5 +1,6 @@
 // The panel under the tray icon: the loop's state and the current exchange, live from the
-// shell's `roxy://state` events.
+// shell's `roxy://state` events (the engine's live loop: listening, thinking, speaking, the last
+// turn's transcript and answer, microphone problems). Listen / Stop go to the loop as commands.
 "use strict";
 
 const STATE_TEXT = {
@@ -22,6 +23,9 @@ function renderState(event) {
   const detail = document.getElementById("detail");
   detail.hidden = !event.detail;
   detail.textContent = event.detail ?? "";
+  const status = document.getElementById("status");
+  status.hidden = !event.status;
+  status.textContent = event.status ?? "";
 }
 
 async function start() {

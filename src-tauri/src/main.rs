@@ -5,7 +5,7 @@ mod engine;
 mod hotkey;
 mod tray;
 
-use engine::{Action, LoopState, StateEvent};
+use engine::{Action, StateEvent};
 use roxy::config::{Config, ConfigError};
 use roxy::models::{FileReport, Manifest};
 use roxy::paths::Paths;
@@ -13,7 +13,7 @@ use roxy::presets::{MemoryInfo, MemoryMode, PresetChoice, Tier};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
-use tauri::{AppHandle, State, WindowEvent};
+use tauri::{AppHandle, Manager, State, WindowEvent};
 
 /// The shell's own state; the engine's lives in the engine.
 pub struct Shell {
@@ -83,6 +83,7 @@ fn save_settings(app: AppHandle, shell: State<'_, Shell>, config: serde_json::Va
     let path = &shell.paths.config_file;
     config.validate(path).map_err(config_error)?;
     hotkey::apply(&app, &config.hotkey.shortcut).map_err(|message| SaveError { key: Some("hotkey.shortcut".into()), message })?;
+    app.state::<engine::Live>().set_hotkey_mode(config.hotkey.mode);
     hotkey::apply_autostart(&app, config.app.launch_at_login).map_err(|message| SaveError { key: Some("app.launch_at_login".into()), message })?;
     config.save_user_file(path, MemoryInfo::detect()).map_err(config_error)?;
     tracing::info!(path = %path.display(), "settings saved");
@@ -135,15 +136,19 @@ struct StatsView {
     mode: MemoryMode,
 }
 
-/// NOT WIRED to a live registry yet: reads the figures the last engine session saved
-/// (`roxy run` writes them). Once the coordinator runs in-process this reads its registry.
+/// The live registry the engine and the local API record into, once the engine has loaded;
+/// before that (or when it could not load), the figures the last session saved.
 #[tauri::command]
-fn stats(shell: State<'_, Shell>) -> Result<StatsView, String> {
+fn stats(shell: State<'_, Shell>, live: State<'_, engine::Live>) -> Result<StatsView, String> {
     let source = roxy::metrics::stats_file(&shell.paths.data_dir);
-    let (stages, note) = match roxy::metrics::load(&source) {
-        Ok(s) => (s, None),
-        Err(e @ roxy::metrics::StatsFileError::Missing(_)) => (Vec::new(), Some(e.to_string())),
-        Err(e) => return Err(e.to_string()),
+    let (stages, note) = if live.loaded.load(std::sync::atomic::Ordering::Relaxed) {
+        (live.metrics.snapshot(), Some(format!("Live figures from this session (saved to {} when Roxy quits); refreshed every 2 s. Times in ms.", source.display())))
+    } else {
+        match roxy::metrics::load(&source) {
+            Ok(s) => (s, None),
+            Err(e @ roxy::metrics::StatsFileError::Missing(_)) => (Vec::new(), Some(e.to_string())),
+            Err(e) => return Err(e.to_string()),
+        }
     };
     let memory = MemoryInfo::detect();
     Ok(StatsView { stages, source, note, rss_bytes: roxy::llm::rss_bytes(std::process::id()), memory, mode: MemoryMode::for_available_memory(memory.available) })
@@ -164,12 +169,13 @@ fn perform(app: AppHandle, action: Action) {
 fn main() {
     let paths = Paths::from_env();
     let _log = roxy::logging::init(&paths.logs_dir, "info");
-    let idle = StateEvent { state: LoopState::Idle, transcript: String::new(), answer: String::new(), detail: None };
+    let idle = StateEvent::idle();
     tauri::Builder::default()
         // First, so a second launch only brings the first one's settings forward.
         .plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| tray::show(app, "main")))
         .plugin(hotkey::plugin())
         .plugin(tauri_plugin_autostart::init(tauri_plugin_autostart::MacosLauncher::LaunchAgent, None))
+        .manage(engine::Live::new())
         .manage(Shell { paths: paths.clone(), loop_state: Mutex::new(idle), tray_rect: Mutex::new(None), hotkey: Mutex::new((None, None)) })
         .invoke_handler(tauri::generate_handler![doctor, settings, save_settings, models, stats, loop_state, perform])
         .setup(move |app| {
@@ -177,6 +183,8 @@ fn main() {
             #[cfg(target_os = "macos")]
             app.set_activation_policy(tauri::ActivationPolicy::Accessory);
             tray::build(app)?;
+            // The local API and the voice engine (loading on a thread of its own).
+            engine::start(app.handle(), paths.clone());
 
             // A broken config must not stop the app: the settings window shows the error.
             match Config::load(&paths.config_file, MemoryInfo::detect()) {
@@ -197,7 +205,7 @@ fn main() {
                 std::thread::spawn(move || {
                     std::thread::sleep(std::time::Duration::from_millis(ms));
                     tracing::info!("ROXY_APP_EXIT_AFTER_MS elapsed; quitting");
-                    handle.exit(0);
+                    engine::quit(&handle);
                 });
             }
             tracing::info!("roxy-app started");

@@ -87,13 +87,19 @@ pub fn build(app: &tauri::App) -> tauri::Result<()> {
             "mute" => {
                 let muted = mute_item.is_checked().unwrap_or(false);
                 engine::dispatch(app, Action::MuteWakeWord { muted });
-                let state = if muted { LoopState::Muted } else { LoopState::Idle };
-                set_state(app, StateEvent { state, transcript: String::new(), answer: String::new(), detail: None });
+                // Muted shows while the loop is idle; listening, thinking and speaking show as such.
+                let mut event = app.state::<Shell>().loop_state.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                match (muted, event.state) {
+                    (true, LoopState::Idle) => event.state = LoopState::Muted,
+                    (false, LoopState::Muted) => event.state = LoopState::Idle,
+                    _ => {}
+                }
+                set_state(app, event);
             }
             "stop" => engine::dispatch(app, Action::StopSpeaking),
             "open" => show_panel(app),
             "settings" => show(app, "main"),
-            "quit" => app.exit(0),
+            "quit" => engine::quit(app),
             _ => {}
         })
         .on_tray_icon_event(|tray, event| {

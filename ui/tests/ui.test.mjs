@@ -302,7 +302,11 @@ test("panel: live state and exchange from shell events; buttons send typed actio
   await page.goto(`${base}/panel.html`);
   await page.waitForFunction(() => window.__calls.some((c) => c.cmd === "loop_state"));
   assert.equal(await page.locator("#loop-state").textContent(), "idle");
-  await page.evaluate(() => window.__emit("roxy://state", { state: "speaking", transcript: "What time is it in Tokyo?", answer: "It's 5:30 in the morning in Tokyo.", detail: null }));
+  assert.equal(await page.locator("#status").isVisible(), false);
+  await page.evaluate(() => window.__emit("roxy://state", { state: "idle", transcript: "", answer: "", detail: null, status: "Loading models…" }));
+  assert.equal(await page.locator("#status").textContent(), "Loading models…");
+  await page.evaluate(() => window.__emit("roxy://state", { state: "speaking", transcript: "What time is it in Tokyo?", answer: "It's 5:30 in the morning in Tokyo.", detail: null, status: "Listening on default (44100 Hz, 2 ch)" }));
+  assert.equal(await page.locator("#status").isVisible(), true);
   assert.equal(await page.locator("#loop-state").textContent(), "speaking");
   assert.equal(await page.locator("#transcript").textContent(), "What time is it in Tokyo?");
   assert.equal(await page.locator("#answer").textContent(), "It's 5:30 in the morning in Tokyo.");
