@@ -331,3 +331,63 @@ fn measure_trimmed_against_full_audio_context() {
     println!("trimming: WER {:.1} % vs {:.1} %, {trimmed_ms:.0} ms vs {full_ms:.0} ms per utterance", trimmed_wer * 100.0, full_wer * 100.0);
     assert!(trimmed_wer <= full_wer + 0.02, "trimming the window costs accuracy");
 }
+
+/// Starts `n` busy-loop processes (what other builds do to a laptop); they die with the guard.
+struct CpuHogs(Vec<std::process::Child>);
+
+impl CpuHogs {
+    fn start(n: usize) -> CpuHogs {
+        CpuHogs((0..n).map(|_| std::process::Command::new("sh").args(["-c", "while :; do :; done"]).spawn().unwrap()).collect())
+    }
+}
+
+impl Drop for CpuHogs {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// STT wall time for one ~2 s command with `stt.threads` = 1, 2, the automatic value and 2×
+/// the cores, on an idle machine and with one busy-loop process per core running: the figures
+/// behind the automatic thread count (README, "Speech in").
+/// `cargo test --test stt -j2 -- --ignored --nocapture stt_threads_under_cpu_load`
+#[test]
+#[ignore = "benchmark: loads every core for minutes"]
+fn stt_threads_under_cpu_load() {
+    let lab = SpeechLab::new();
+    let path = lab.speak("Set a timer for ten minutes.", Voice::new("en-us", 175));
+    let (samples, _) = wav::read_mono_16k(&path).unwrap();
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let auto = roxy::stt::default_threads();
+    let mut counts = vec![1, 2, auto, 2 * cores];
+    counts.sort();
+    counts.dedup();
+    let runs = 3;
+    println!("{:.1} s utterance, {cores} cores, automatic threads = {auto}, median of {runs} runs", samples.len() as f32 / 16000.0);
+    println!("| stt.threads | idle (ms) | {cores} busy-loop processes (ms) |");
+    println!("|---|---|---|");
+    for threads in counts {
+        let stt = Stt::load(SttSettings { threads, ..SttSettings::new(model_path()) }).unwrap();
+        let time = |label: &str| {
+            let mut ms: Vec<f64> = (0..runs)
+                .map(|_| {
+                    let t = std::time::Instant::now();
+                    let text = stt.transcribe(&samples).unwrap().text;
+                    assert!(text.to_lowercase().contains("timer"), "{label}: {text:?}");
+                    t.elapsed().as_secs_f64() * 1000.0
+                })
+                .collect();
+            ms.sort_by(f64::total_cmp);
+            ms[runs / 2]
+        };
+        let _warm = stt.transcribe(&samples).unwrap();
+        let idle = time("idle");
+        let hogs = CpuHogs::start(cores);
+        let loaded = time("loaded");
+        drop(hogs);
+        println!("| {threads}{} | {idle:.0} | {loaded:.0} |", if threads == auto { " (auto)" } else { "" });
+    }
+}

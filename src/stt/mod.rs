@@ -39,8 +39,9 @@ const DOUBTFUL_NO_SPEECH: f32 = 0.2;
 /// Above this the whole transcript is discarded: Whisper is confident nobody spoke.
 const NO_SPEECH: f32 = 0.6;
 
-/// More threads than this do not make Whisper faster on a single utterance.
-const MAX_THREADS: usize = 8;
+/// More threads than this do not make Whisper faster on a single utterance (whisper.cpp's own
+/// default is the same cap).
+const MAX_THREADS: usize = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SttError {
@@ -91,6 +92,9 @@ impl SttSettings {
     }
 }
 
+/// `stt.threads = 0`: min(4, cores). Never more threads than cores: ggml's threads spin while
+/// they wait for each other, so oversubscribed they are several times slower (measured on 2
+/// cores under load: 4 threads 55–60 s against 10–22 s for 2 threads; README, "Speech in").
 pub fn default_threads() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(4).clamp(1, MAX_THREADS)
 }
