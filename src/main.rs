@@ -72,8 +72,11 @@ enum Command {
         /// Default: `app.api_port` from the config (8742).
         #[arg(long)]
         port: Option<u16>,
+        /// Chat completions from the local LLM alone (the client's whole conversation), instead
+        /// of Roxy's brain (skills, memory, LLM; model id "roxy").
+        #[arg(long)]
+        llm_only: bool,
     },
-    /// The whole voice loop, headless: a WAV file (or --text) in, Roxy's spoken reply out as WAV.
     /// The voice loop. Live (no --input/--text): microphone in, speaker out, wake word armed,
     /// until Ctrl-C. On a file: every wake phrase + command in it is answered.
     Run {
@@ -215,7 +218,7 @@ fn run(cli: Cli, paths: &Paths) -> Result<ExitCode> {
         Command::Cache { command } => cli_memory::cache_command(command, paths),
         Command::Mic { seconds, device, save, json } => mic_command(seconds, device.as_deref(), save.as_deref(), json),
         Command::Stats { json } => stats_command(json, paths),
-        Command::Serve { port } => serve_command(port, paths, &manifest),
+        Command::Serve { port, llm_only } => serve_command(port, llm_only, paths, &manifest),
         Command::Run { input, text, output, device, seconds, json } => match (input.is_some() || text.is_some(), output) {
             (false, output) => cli_live::live_command(device.as_deref(), seconds, output.as_deref(), json, paths, &manifest),
             (true, Some(output)) => run_command(input.as_deref(), text.as_deref(), &output, json, paths, &manifest),
@@ -352,7 +355,7 @@ fn stats_command(json: bool, paths: &Paths) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn serve_command(port: Option<u16>, paths: &Paths, manifest: &Manifest) -> Result<ExitCode> {
+fn serve_command(port: Option<u16>, llm_only: bool, paths: &Paths, manifest: &Manifest) -> Result<ExitCode> {
     use roxy::api::{self, Api, ChatBackend, ChatDefaults, LlmBackend, ServerHandle, UnavailableBackend};
     use roxy::llm::{LlmSettings, LlmSupervisor};
     use std::sync::Arc;
@@ -361,13 +364,34 @@ fn serve_command(port: Option<u16>, paths: &Paths, manifest: &Manifest) -> Resul
     anyhow::ensure!(port != 0, "--port 0 is not a port: use 1024 to 65535");
     let token = api::load_or_create_token(&paths.data_dir)?;
     let stages = Arc::new(roxy::metrics::Registry::new());
-    let (backend, llm): (Arc<dyn ChatBackend>, _) = match LlmSettings::from_config(&config.llm, &paths.models_dir, manifest) {
-        Ok(settings) => {
+    let brain = if llm_only {
+        None
+    } else {
+        match roxy::brain::BrainDeps::open(&paths.data_dir, &paths.models_dir, &config, stages.clone()).and_then(|deps| roxy::brain::Brain::new(&config, &paths.models_dir, manifest, deps)) {
+            Ok((brain, _timers)) => Some(Arc::new(brain)),
+            Err(e) => {
+                eprintln!("warning: {e}; chat completions come from the local LLM alone");
+                None
+            }
+        }
+    };
+    let llm_settings = LlmSettings::from_config(&config.llm, &paths.models_dir, manifest);
+    let (backend, llm): (Arc<dyn ChatBackend>, _) = match (brain, llm_settings) {
+        (Some(brain), _) => {
+            let load = brain.clone();
+            std::thread::spawn(move || {
+                if let Err(e) = load.warm_up() {
+                    eprintln!("warning: {e}");
+                }
+            });
+            (Arc::new(roxy::api::BrainBackend::new(brain, "roxy")), None)
+        }
+        (None, Ok(settings)) => {
             let id = models::resolve(manifest, &paths.models_dir, "llm", &config.llm.model).map_or_else(|| config.llm.model.clone(), |r| r.id);
             let llm = Arc::new(LlmSupervisor::new(settings));
             (Arc::new(LlmBackend::new(llm.clone(), id, stages.clone())), Some(llm))
         }
-        Err(e) => {
+        (None, Err(e)) => {
             eprintln!("warning: {e}; chat completions answer 503 until a model is installed");
             (Arc::new(UnavailableBackend { reason: e.to_string() }), None)
         }

@@ -54,7 +54,7 @@ pub struct Engine {
     vad: Arc<SileroVad>,
     wake: Option<Arc<WakeModels>>,
     stt: Stt,
-    brain: Brain,
+    brain: Arc<Brain>,
     tts: Arc<dyn Tts>,
     config: Config,
     metrics: Arc<Registry>,
@@ -145,7 +145,7 @@ impl Engine {
         let tts: Arc<dyn Tts> = Arc::new(tts::load_from_config(&config.tts, models_dir, manifest)?);
         let tts_ms = timed(t);
         let load = LoadTimes { vad_ms, wake_ms, stt_ms, brain_ms, llm_ms, tts_ms };
-        Ok((Engine { vad, wake, stt, brain, tts, config, metrics, timers: std::sync::Mutex::new(Some(timers)) }, load))
+        Ok((Engine { vad, wake, stt, brain: Arc::new(brain), tts, config, metrics, timers: std::sync::Mutex::new(Some(timers)) }, load))
     }
 
     pub fn sample_rate(&self) -> u32 {
@@ -154,6 +154,11 @@ impl Engine {
 
     pub fn brain(&self) -> &Brain {
         &self.brain
+    }
+
+    /// The brain, for another front end of the same Roxy (the local API): one LLM worker.
+    pub fn shared_brain(&self) -> Arc<Brain> {
+        self.brain.clone()
     }
 
     pub fn config(&self) -> &Config {

@@ -534,3 +534,32 @@ async fn load_health_and_metrics() {
     let (_, samples) = parse_exposition(&text);
     assert!(find(&samples, "roxy_http_requests_total", &[("endpoint", "/health"), ("status", "200")])[0].2 > 0.0);
 }
+
+/// `roxy serve`'s default backend is the brain: a skill answers through the OpenAI API too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_completions_go_through_the_brain() {
+    let stages = Arc::new(Registry::new());
+    let data = tempfile::tempdir().unwrap();
+    let models = model_path().parent().unwrap().parent().unwrap().to_path_buf();
+    let mut config = roxy::config::Config::default();
+    config.llm.temperature = 0.0;
+    let manifest = roxy::models::Manifest::from_env().unwrap();
+    let brain = tokio::task::spawn_blocking({
+        let stages = stages.clone();
+        let data = data.path().to_path_buf();
+        move || {
+            let deps = roxy::brain::BrainDeps::open(&data, &models, &config, stages).expect("MiniLM is installed");
+            roxy::brain::Brain::new(&config, &models, &manifest, deps).expect("the brain loads").0
+        }
+    })
+    .await
+    .unwrap();
+    let backend = Arc::new(roxy::api::BrainBackend::new(Arc::new(brain), "roxy"));
+    let server = Server::with_backend(backend, stages, 1);
+    let body = serde_json::json!({"model": "roxy", "messages": [{"role": "user", "content": "What's 12 times 7?"}]});
+    let response = client().post(format!("{}/v1/chat/completions", server.url)).header("Authorization", server.bearer()).json(&body).send().await.unwrap();
+    let (status, reply) = json_of(response).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["choices"][0]["message"]["content"], "12 times 7 is 84.", "{reply}");
+    assert_eq!(reply["model"], "roxy");
+}

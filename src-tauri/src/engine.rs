@@ -7,7 +7,7 @@
 //! sharing the metrics registry the engine records into.
 
 use crate::tray;
-use roxy::api::{self, Api, ChatBackend, ChatDefaults, LlmBackend, ServerHandle, UnavailableBackend};
+use roxy::api::{self, Api, BrainBackend, ChatDefaults, LateBackend, ServerHandle};
 use roxy::audio::capture::Microphone;
 use roxy::audio::playback::{AudioSink, Speaker, WavSink};
 use roxy::config::{Config, HotkeyMode};
@@ -103,6 +103,8 @@ pub struct Live {
     /// Signalled when the engine thread has finished (metrics saved, WAV written).
     finished: Mutex<Option<mpsc::Receiver<()>>>,
     api: Mutex<Option<ServerHandle>>,
+    /// What answers the API's chat: the engine's own brain once it has loaded.
+    chat: Arc<LateBackend>,
 }
 
 impl Live {
@@ -116,6 +118,7 @@ impl Live {
             loop_state: Mutex::new(State::Idle),
             finished: Mutex::new(None),
             api: Mutex::new(None),
+            chat: Arc::new(LateBackend::new("Roxy is still loading its models; try again in a few seconds")),
         }
     }
 
@@ -236,7 +239,7 @@ pub fn start(app: &AppHandle, paths: Paths) {
             return;
         }
     };
-    *lock(&live.api) = start_api(&config, &paths, &manifest, live.metrics.clone());
+    *lock(&live.api) = start_api(&config, &paths, live.chat.clone(), live.metrics.clone());
 
     let (tx, rx) = mpsc::channel();
     *lock(&live.commands) = Some(tx);
@@ -270,6 +273,8 @@ fn run_engine(app: &AppHandle, config: Config, paths: &Paths, manifest: &Manifes
     };
     let live = app.state::<Live>();
     live.loaded.store(true, Ordering::Relaxed);
+    // The API's chat shares this brain (and its one LLM worker) with the voice loop.
+    live.chat.set(Arc::new(BrainBackend::new(engine.shared_brain(), "roxy")));
     tracing::info!(ms = t.elapsed().as_millis() as u64, "engine loaded");
 
     let mic = match Microphone::open(None) {
@@ -357,12 +362,10 @@ fn on_event(app: &AppHandle, event: &LiveEvent, warning: &Option<String>) {
     }
 }
 
-/// The local API on `app.api_port`, as `roxy serve` runs it, recording into `metrics`. Its LLM
-/// is a supervisor of its own that loads on the first chat request (the engine's `Brain` does
-/// not share its supervisor), so a chat request while the voice loop also uses the LLM runs a
-/// second worker. A taken port is logged and the app runs on without the API.
-fn start_api(config: &Config, paths: &Paths, manifest: &Manifest, metrics: Arc<Registry>) -> Option<ServerHandle> {
-    use roxy::llm::{LlmSettings, LlmSupervisor};
+/// The local API on `app.api_port`, as `roxy serve` runs it, recording into `metrics`. Chat is
+/// answered by the engine's brain once it has loaded (503 "loading" before). A taken port is
+/// logged and the app runs on without the API.
+fn start_api(config: &Config, paths: &Paths, chat: Arc<LateBackend>, metrics: Arc<Registry>) -> Option<ServerHandle> {
     let token = match api::load_or_create_token(&paths.data_dir) {
         Ok(t) => t,
         Err(e) => {
@@ -370,14 +373,7 @@ fn start_api(config: &Config, paths: &Paths, manifest: &Manifest, metrics: Arc<R
             return None;
         }
     };
-    let backend: Arc<dyn ChatBackend> = match LlmSettings::from_config(&config.llm, &paths.models_dir, manifest) {
-        Ok(settings) => {
-            let id = roxy::models::resolve(manifest, &paths.models_dir, "llm", &config.llm.model).map_or_else(|| config.llm.model.clone(), |r| r.id);
-            Arc::new(LlmBackend::new(Arc::new(LlmSupervisor::new(settings)), id, metrics.clone()))
-        }
-        Err(e) => Arc::new(UnavailableBackend { reason: e.to_string() }),
-    };
-    let api = Api::new(backend, metrics, token, config.api.concurrency as usize)
+    let api = Api::new(chat, metrics, token, config.api.concurrency as usize)
         .chat_defaults(ChatDefaults::from_config(&config.llm))
         .token_path(api::token_file(&paths.data_dir));
     match ServerHandle::start(Arc::new(api), config.app.api_port) {

@@ -152,3 +152,92 @@ impl ChatBackend for UnavailableBackend {
         futures_util::stream::once(std::future::ready(Err(ChatError::Unavailable(self.reason.clone())))).boxed()
     }
 }
+
+/// Roxy's brain behind the API: the last user message is routed like a spoken one (a skill,
+/// or the local LLM with Roxy's memory as context, or the cloud where configured), so other
+/// local apps get the same answers the voice loop gives. The client's earlier messages are not
+/// used: Roxy keeps its own conversation. Generation options come from Roxy's config.
+pub struct BrainBackend {
+    brain: Arc<crate::brain::Brain>,
+    model_id: String,
+}
+
+impl BrainBackend {
+    pub fn new(brain: Arc<crate::brain::Brain>, model_id: impl Into<String>) -> Self {
+        BrainBackend { brain, model_id: model_id.into() }
+    }
+}
+
+impl ChatBackend for BrainBackend {
+    fn model_id(&self) -> String {
+        self.model_id.clone()
+    }
+
+    fn chat(&self, request: ChatRequest) -> ChatStream {
+        let (tx, rx) = tokio::sync::mpsc::channel(32);
+        let brain = self.brain.clone();
+        tokio::task::spawn_blocking(move || {
+            let question = request.messages.iter().rev().find(|m| m.role == crate::llm::Role::User).map(|m| m.content.clone()).unwrap_or_default();
+            if question.trim().is_empty() {
+                let _ = tx.blocking_send(Err(ChatError::Failed("the request has no user message to answer".into())));
+                return;
+            }
+            let mut reader_gone = false;
+            let result = brain.answer(&question, &mut |piece| {
+                if !reader_gone && tx.blocking_send(Ok(ChatEvent::Text(piece.to_string()))).is_err() {
+                    reader_gone = true;
+                    brain.cancel();
+                }
+            });
+            let last = match result {
+                Ok(reply) => Ok(ChatEvent::Done(ChatDone { finish_reason: FinishReason::Stop, prompt_tokens: 0, completion_tokens: reply.tokens.unwrap_or(0) })),
+                Err(crate::brain::BrainError::NoLlm(e)) => Err(ChatError::Unavailable(e)),
+                Err(e) => Err(ChatError::Failed(e.to_string())),
+            };
+            let _ = tx.blocking_send(last);
+        });
+        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }).boxed()
+    }
+
+    fn external_memory_bytes(&self) -> Option<u64> {
+        self.brain.llm().and_then(|llm| llm.status().rss_bytes)
+    }
+}
+
+/// A backend that arrives later (the app starts its API before the models have loaded):
+/// until [`LateBackend::set`], chat answers 503 with `loading`.
+pub struct LateBackend {
+    inner: std::sync::RwLock<Option<Arc<dyn ChatBackend>>>,
+    loading: String,
+}
+
+impl LateBackend {
+    pub fn new(loading: impl Into<String>) -> Self {
+        LateBackend { inner: std::sync::RwLock::new(None), loading: loading.into() }
+    }
+
+    pub fn set(&self, backend: Arc<dyn ChatBackend>) {
+        *self.inner.write().unwrap_or_else(|e| e.into_inner()) = Some(backend);
+    }
+
+    fn current(&self) -> Option<Arc<dyn ChatBackend>> {
+        self.inner.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+impl ChatBackend for LateBackend {
+    fn model_id(&self) -> String {
+        self.current().map_or_else(|| "roxy".to_string(), |b| b.model_id())
+    }
+
+    fn chat(&self, request: ChatRequest) -> ChatStream {
+        match self.current() {
+            Some(backend) => backend.chat(request),
+            None => futures_util::stream::once(std::future::ready(Err(ChatError::Unavailable(self.loading.clone())))).boxed(),
+        }
+    }
+
+    fn external_memory_bytes(&self) -> Option<u64> {
+        self.current().and_then(|b| b.external_memory_bytes())
+    }
+}

@@ -12,7 +12,7 @@ pub mod openai;
 pub mod security;
 pub mod telemetry;
 
-pub use backend::{ChatBackend, ChatDone, ChatError, ChatEvent, ChatRequest, ChatStream, FinishReason, LlmBackend, UnavailableBackend};
+pub use backend::{BrainBackend, ChatBackend, ChatDone, ChatError, ChatEvent, ChatRequest, ChatStream, FinishReason, LateBackend, LlmBackend, UnavailableBackend};
 pub use error::ApiError;
 pub use openai::ChatDefaults;
 pub use security::{load_or_create_token, token_file, TokenError};
