@@ -82,7 +82,9 @@ mod alsa_quiet {
         ONCE.call_once(|| {
             let handler: unsafe extern "C" fn(*const c_char, c_int, *const c_char, c_int, *const c_char) = to_log;
             // SAFETY: see `to_log`; the transmute only adds the variadic tail to the type.
-            unsafe { alsa_sys::snd_lib_error_set_handler(Some(std::mem::transmute(handler))) };
+            type Variadic = unsafe extern "C" fn(*const c_char, c_int, *const c_char, c_int, *const c_char, ...);
+            type Named = unsafe extern "C" fn(*const c_char, c_int, *const c_char, c_int, *const c_char);
+            unsafe { alsa_sys::snd_lib_error_set_handler(Some(std::mem::transmute::<Named, Variadic>(handler))) };
         });
     }
 }

@@ -105,7 +105,7 @@ pub fn check(path: &Path) -> Result<ModelLayout, String> {
             }
             elements = elements.saturating_mul(ne as u64);
         }
-        if elements % block != 0 {
+        if !elements.is_multiple_of(block) {
             return Err(format!("tensor {tensors}: {elements} elements do not fill whole blocks of {block}"));
         }
         r.skip(name_len as u64, "a tensor name")?;

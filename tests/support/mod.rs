@@ -210,7 +210,7 @@ pub fn normalise(text: &str) -> Vec<String> {
             if let Some(hours) = parts.next() {
                 words.extend(number_words(hours));
             }
-            for minutes in parts.filter(|m| m.trim_start_matches('0') != "") {
+            for minutes in parts.filter(|m| !m.trim_start_matches('0').is_empty()) {
                 words.extend(number_words(minutes));
             }
         } else {
