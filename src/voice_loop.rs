@@ -59,6 +59,7 @@ pub struct Engine {
     config: Config,
     metrics: Arc<Registry>,
     timers: std::sync::Mutex<Option<mpsc::Receiver<crate::brain::skills::TimerFired>>>,
+    phrases: Option<Arc<PhraseCache>>,
 }
 
 /// Where a reply's audio goes while it is made, and the switch that abandons it (barge-in).
@@ -145,7 +146,8 @@ impl Engine {
         let tts: Arc<dyn Tts> = Arc::new(tts::load_from_config(&config.tts, models_dir, manifest)?);
         let tts_ms = timed(t);
         let load = LoadTimes { vad_ms, wake_ms, stt_ms, brain_ms, llm_ms, tts_ms };
-        Ok((Engine { vad, wake, stt, brain: Arc::new(brain), tts, config, metrics, timers: std::sync::Mutex::new(Some(timers)) }, load))
+        let phrases = brain.memory().map(|m| Arc::new(PhraseCache::new(m.store().clone(), &config)));
+        Ok((Engine { vad, wake, stt, brain: Arc::new(brain), tts, config, metrics, timers: std::sync::Mutex::new(Some(timers)), phrases }, load))
     }
 
     pub fn sample_rate(&self) -> u32 {
@@ -272,6 +274,7 @@ impl Engine {
         let tts = self.tts.clone();
         let rate = self.tts.sample_rate();
         let Playback { sink, cancel, on_first_audio } = out.clone();
+        let phrases = self.phrases.clone();
         let options = StreamOptions::from_config(&self.config.tts);
         // Speaks sentences as they arrive; returns the audio and when the first came out.
         let speaker = std::thread::Builder::new()
@@ -283,24 +286,38 @@ impl Engine {
                     if cancel.load(Ordering::Relaxed) {
                         break;
                     }
-                    // Only the reply's opening clause is worth speaking early; later sentences
-                    // are made while earlier ones play.
-                    let options = StreamOptions { early_first_clause: n == 0 && options.early_first_clause, ..options };
-                    for chunk in tts::stream(tts.as_ref(), &sentence, options) {
-                        let chunk = chunk?;
-                        if cancel.load(Ordering::Relaxed) {
-                            break;
-                        }
-                        if first.is_none() && !chunk.samples.is_empty() {
+                    let mut play = |samples: &[f32], audio: &mut Vec<f32>| {
+                        if first.is_none() && !samples.is_empty() {
                             first = Some((handed_over, Instant::now()));
                             if let Some(told) = &on_first_audio {
                                 told();
                             }
                         }
                         if let Some(sink) = &sink {
-                            sink.play(&chunk.samples, rate);
+                            sink.play(samples, rate);
                         }
-                        audio.extend_from_slice(&chunk.samples);
+                        audio.extend_from_slice(samples);
+                    };
+                    let cached = phrases.as_ref().and_then(|p| p.request(&sentence).map(|req| (p, req)));
+                    if let Some(samples) = cached.as_ref().and_then(|(p, req)| p.get(req)) {
+                        play(&samples, &mut audio);
+                        continue;
+                    }
+                    // Only the reply's opening clause is worth speaking early; later sentences
+                    // are made while earlier ones play.
+                    let options = StreamOptions { early_first_clause: n == 0 && options.early_first_clause, ..options };
+                    let made_from = audio.len();
+                    let mut whole = true;
+                    for chunk in tts::stream(tts.as_ref(), &sentence, options) {
+                        let chunk = chunk?;
+                        if cancel.load(Ordering::Relaxed) {
+                            whole = false;
+                            break;
+                        }
+                        play(&chunk.samples, &mut audio);
+                    }
+                    if let (Some((p, req)), true) = (&cached, whole) {
+                        p.put(req, &audio[made_from..]);
                     }
                 }
                 Ok((audio, first))
@@ -370,6 +387,49 @@ impl Engine {
 fn wake_phrase(model: &str) -> Regex {
     let word = model.rsplit(['_', ' ']).next().unwrap_or(model);
     Regex::new(&format!(r"(?i)^\W*(?:(?:hey|hi|ok|okay|a)\W+)?{}\w*\W*", regex::escape(word))).expect("an escaped word is a valid pattern")
+}
+
+/// Speech for short fixed phrases ("There's no timer running.", "Cancelled your timer.") kept in
+/// the response cache, so saying one again costs a lookup instead of synthesis. Sentences with
+/// digits (times, results) change too often to be worth keeping.
+struct PhraseCache {
+    cache: crate::memory::ResponseCache,
+    voice: String,
+    speed: f32,
+    noise: f32,
+}
+
+const FIXED_PHRASE_CHARS: usize = 80;
+
+impl PhraseCache {
+    fn new(store: Arc<crate::memory::Store>, config: &Config) -> PhraseCache {
+        PhraseCache { cache: crate::memory::ResponseCache::new(store, &config.memory), voice: config.tts.voice.clone(), speed: config.tts.speed, noise: config.tts.noise_scale }
+    }
+
+    fn request(&self, sentence: &str) -> Option<crate::memory::CacheRequest> {
+        let fixed = sentence.len() <= FIXED_PHRASE_CHARS && !sentence.chars().any(|c| c.is_ascii_digit());
+        fixed.then(|| {
+            crate::memory::CacheRequest::new(crate::memory::CacheKind::TtsAudio, &self.voice, sentence).param("speed", self.speed).param("noise", self.noise)
+        })
+    }
+
+    fn get(&self, req: &crate::memory::CacheRequest) -> Option<Vec<f32>> {
+        match self.cache.get(req) {
+            Ok(Some(bytes)) => Some(bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::debug!("phrase cache: {e}");
+                None
+            }
+        }
+    }
+
+    fn put(&self, req: &crate::memory::CacheRequest, samples: &[f32]) {
+        let bytes: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
+        if let Err(e) = self.cache.put(req, &bytes) {
+            tracing::debug!("phrase cache: {e}");
+        }
+    }
 }
 
 /// Writes every reply, one after the other with a short gap, into one WAV file.

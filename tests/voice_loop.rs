@@ -121,6 +121,25 @@ fn a_typed_question_is_answered_aloud() {
 }
 
 #[test]
+fn a_fixed_phrase_is_spoken_from_the_cache_the_second_time() {
+    let data = tempfile::tempdir().unwrap();
+    let reply = data.path().join("reply.wav");
+    let mut spoken = Vec::new();
+    for _ in 0..2 {
+        let out = roxy(data.path(), &["run", "--text", "cancel my timer", "--output", reply.to_str().unwrap(), "--json"]);
+        assert!(out.status.success(), "{}", said(&out));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["turns"][0]["reply"], "There's no timer running.", "{report}");
+        spoken.push(hound::WavReader::open(&reply).unwrap().into_samples::<i16>().map(Result::unwrap).collect::<Vec<_>>());
+    }
+    assert_eq!(spoken[0], spoken[1], "the cached audio is the audio made the first time");
+    let stats = roxy(data.path(), &["cache", "stats", "--json"]);
+    let stats: serde_json::Value = serde_json::from_slice(&stats.stdout).unwrap();
+    let tts = stats["kinds"].as_array().unwrap().iter().find(|k| k["kind"] == "tts_audio").unwrap().clone();
+    assert_eq!((tts["entries"].as_u64(), tts["hits"].as_u64(), tts["misses"].as_u64()), (Some(1), Some(1), Some(1)), "{tts}");
+}
+
+#[test]
 fn silence_gets_no_answer_and_bad_input_is_named() {
     let lab = SpeechLab::new();
     let data = tempfile::tempdir().unwrap();
