@@ -49,7 +49,7 @@ struct Sizes {
 impl Sizes {
     fn new(quick: bool) -> Sizes {
         if quick {
-            Sizes { stt_runs: 3, stt_full_ctx_runs: 2, llm_max_tokens: 24, intent_queries: 30, memory_rows: 300, memory_queries: 50, tts_runs: 2, listen_s: 20.0, turns: 4 }
+            Sizes { stt_runs: 2, stt_full_ctx_runs: 1, llm_max_tokens: 24, intent_queries: 30, memory_rows: 300, memory_queries: 50, tts_runs: 2, listen_s: 20.0, turns: 3 }
         } else {
             Sizes { stt_runs: 10, stt_full_ctx_runs: 5, llm_max_tokens: 64, intent_queries: 120, memory_rows: 2_000, memory_queries: 200, tts_runs: 5, listen_s: 60.0, turns: 10 }
         }
@@ -216,10 +216,10 @@ pub fn run(paths: &Paths, manifest: &Manifest, options: Options) -> anyhow::Resu
 
     // 4. STT against bare whisper.cpp, with and without the trimmed encoder window.
     let bare = stt::bare_context(engine.stt())?;
-    for (trim, runs) in [(true, sizes.stt_runs), (false, sizes.stt_full_ctx_runs)] {
+    for (pass, (trim, runs)) in [(true, sizes.stt_runs), (false, sizes.stt_full_ctx_runs)].into_iter().enumerate() {
         let label = if trim { "trimmed audio_ctx" } else { "full audio_ctx" };
         let mut done = 0;
-        let result = stt::compare(engine.stt(), &bare, &stt_utterance, trim, runs, || {
+        let result = stt::compare(engine.stt(), &bare, &stt_utterance, trim, runs, pass == 0, || {
             done += 1;
             bar.set_message(format!("stt vs bare whisper.cpp ({label}): {done}/{runs}"));
         })?;

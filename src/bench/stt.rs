@@ -52,10 +52,13 @@ fn bare_once(ctx: &WhisperContext, stt: &Stt, samples: &[f32], trim: bool) -> Re
     Ok((started.elapsed().as_secs_f64() * 1000.0, text))
 }
 
-/// `runs` interleaved pairs (after one warm-up each); the best of each.
-pub fn compare(stt: &Stt, bare: &WhisperContext, samples: &[f32], trim: bool, runs: usize, mut tick: impl FnMut()) -> Result<SttComparison, SttError> {
-    stt.transcribe_with(samples, trim)?;
-    bare_once(bare, stt, samples, trim)?;
+/// `runs` interleaved pairs (after one warm-up each when `warm_up`: the first call on a context
+/// pays one-off allocations); the best of each.
+pub fn compare(stt: &Stt, bare: &WhisperContext, samples: &[f32], trim: bool, runs: usize, warm_up: bool, mut tick: impl FnMut()) -> Result<SttComparison, SttError> {
+    if warm_up {
+        stt.transcribe_with(samples, trim)?;
+        bare_once(bare, stt, samples, trim)?;
+    }
     let (mut roxy, mut plain) = (Vec::new(), Vec::new());
     for i in 0..runs {
         // Alternate which goes first, so neither always follows the other's cache state.
