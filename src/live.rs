@@ -67,6 +67,8 @@ struct Control<'e> {
     sink: Arc<dyn AudioSink>,
     coordinator: Coordinator,
     progress: Sender<Progress>,
+    /// Samples heard so far, and the same as stream time.
+    stream_samples: u64,
     stream_ms: u64,
     listening_since_ms: u64,
     speech_open: bool,
@@ -95,6 +97,7 @@ pub fn run(engine: Arc<Engine>, audio: &Receiver<CaptureEvent>, sink: Arc<dyn Au
         sink,
         coordinator: Coordinator::default(),
         progress: progress_tx,
+        stream_samples: 0,
         stream_ms: 0,
         listening_since_ms: 0,
         speech_open: false,
@@ -107,7 +110,8 @@ pub fn run(engine: Arc<Engine>, audio: &Receiver<CaptureEvent>, sink: Arc<dyn Au
         on_event,
     };
     let wake_on = detector_present(&engine);
-    let mut overruns = (0u64, Instant::now() - OVERRUN_REPORT_EVERY);
+    // (samples dropped since the last report, when it was); the first overrun is reported at once.
+    let mut overruns = (0u64, None::<Instant>);
     let mut wake_muted = false;
     (control.on_event)(&LiveEvent::State { state: State::Idle });
     loop {
@@ -134,7 +138,8 @@ pub fn run(engine: Arc<Engine>, audio: &Receiver<CaptureEvent>, sink: Arc<dyn Au
                 let t = Instant::now();
                 let events = listener.push(&chunk)?;
                 let chunk_ms = t.elapsed().as_secs_f64() * 1000.0;
-                control.stream_ms += chunk.len() as u64 * 1000 / SAMPLE_RATE as u64;
+                control.stream_samples += chunk.len() as u64;
+                control.stream_ms = control.stream_samples * 1000 / SAMPLE_RATE as u64;
                 for event in events {
                     match event {
                         ListenEvent::Wake(_) if wake_muted => {}
@@ -172,10 +177,10 @@ pub fn run(engine: Arc<Engine>, audio: &Receiver<CaptureEvent>, sink: Arc<dyn Au
                 // Summed and reported at most every few seconds: a struggling machine should not
                 // also flood the log.
                 overruns.0 += dropped;
-                if overruns.1.elapsed() >= OVERRUN_REPORT_EVERY {
+                if overruns.1.is_none_or(|last| last.elapsed() >= OVERRUN_REPORT_EVERY) {
                     let ms = overruns.0 * 1000 / SAMPLE_RATE as u64;
                     (control.on_event)(&LiveEvent::Mic { problem: format!("{ms} ms of audio were dropped: the machine is too busy") });
-                    overruns = (0, Instant::now());
+                    overruns = (0, Some(Instant::now()));
                 }
             }
             Ok(CaptureEvent::DeviceLost { message }) => (control.on_event)(&LiveEvent::Mic { problem: format!("the microphone went away ({message}); waiting for it to come back") }),
