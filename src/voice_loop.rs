@@ -212,7 +212,7 @@ impl Engine {
         events.extend(listener.finish()?.into_iter().map(|e| (e, 0.0)));
         drop(listener);
 
-        let wake_word = self.wake.as_ref().map(|m| wake_phrase(m.name()));
+        let wake_on = self.wake.is_some();
         let mut turns = Vec::new();
         // The latest wake detection not yet used by a turn: (at_ms, chunk ms).
         let mut wake: Option<(u64, f64)> = None;
@@ -226,11 +226,11 @@ impl Engine {
                 ListenEvent::SpeechStart { .. } => continue,
                 ListenEvent::SpeechEnd(u) => u,
             };
-            let opened_by = match (&wake_word, wake) {
-                (None, _) => None,
-                (Some(_), Some((at, ms))) if at + WAKE_SLACK_MS >= utterance.start_ms && at <= utterance.end_ms + WAKE_SLACK_MS => Some((at, ms)),
-                (Some(_), Some((at, ms))) if at <= utterance.start_ms && utterance.start_ms - at <= FOLLOW_UP_MS => Some((at, ms)),
-                (Some(_), _) => {
+            let opened_by = match (wake_on, wake) {
+                (false, _) => None,
+                (true, Some((at, ms))) if at + WAKE_SLACK_MS >= utterance.start_ms && at <= utterance.end_ms + WAKE_SLACK_MS => Some((at, ms)),
+                (true, Some((at, ms))) if at <= utterance.start_ms && utterance.start_ms - at <= FOLLOW_UP_MS => Some((at, ms)),
+                (true, _) => {
                     tracing::debug!("speech at {} ms without the wake word: ignored", utterance.start_ms);
                     continue;
                 }
@@ -241,10 +241,7 @@ impl Engine {
             let heard = self.stt.transcribe(&utterance.samples)?.text;
             let stt_ms = ms_since(t);
             self.metrics.record_ms(Stage::Stt, stt_ms);
-            let command = match &wake_word {
-                Some(phrase) => phrase.replace(&heard, "").trim().to_string(),
-                None => heard.trim().to_string(),
-            };
+            let command = self.command_in(&heard);
             if command.chars().all(|c| !c.is_alphanumeric()) {
                 // The wake word alone: the command is the next utterance.
                 continue;
