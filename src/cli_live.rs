@@ -50,7 +50,7 @@ pub fn live_command(device: Option<&str>, seconds: Option<f32>, output: Option<&
     if !json {
         eprintln!(
             "models loaded in {:.1} s. Say \"{}\", or press Enter to talk; type stop to interrupt, Ctrl-C to quit.",
-            (load.vad_ms + load.wake_ms + load.stt_ms + load.brain_ms + load.llm_ms + load.tts_ms) / 1000.0,
+            (load.vad_ms + load.wake_ms + load.stt_ms + load.brain_ms + load.tts_ms) / 1000.0,
             engine.wake_models().map_or("(wake word off)".to_string(), |m| m.name().replace('_', " "))
         );
     }

@@ -76,8 +76,8 @@ pub struct LoadTimes {
     pub vad_ms: f64,
     pub wake_ms: f64,
     pub stt_ms: f64,
+    /// Intent templates embedded, memory opened. The LLM loads in the background.
     pub brain_ms: f64,
-    pub llm_ms: f64,
     pub tts_ms: f64,
 }
 
@@ -138,16 +138,27 @@ impl Engine {
         let t = Instant::now();
         let deps = BrainDeps::open(data_dir, models_dir, &config, metrics.clone())?;
         let (brain, timers) = Brain::new(&config, models_dir, manifest, deps)?;
+        let brain = Arc::new(brain);
         let brain_ms = timed(t);
-        let t = Instant::now();
-        brain.warm_up()?;
-        let llm_ms = timed(t);
+        // The LLM loads in its worker process while the rest loads and Roxy starts listening;
+        // a first question that needs it waits for it. Without a model, skills still answer.
+        let warming = (brain.clone(), metrics.clone());
+        let spawned = std::thread::Builder::new().name("roxy-llm-warm-up".into()).spawn(move || {
+            let t = Instant::now();
+            match warming.0.warm_up() {
+                Ok(()) => warming.1.record_ms(Stage::ModelLoad, ms_since(t)),
+                Err(e) => tracing::warn!("the local LLM is not ready: {e}"),
+            }
+        });
+        if let Err(e) = spawned {
+            tracing::warn!("the LLM loads at the first question instead: {e}");
+        }
         let t = Instant::now();
         let tts: Arc<dyn Tts> = Arc::new(tts::load_from_config(&config.tts, models_dir, manifest)?);
         let tts_ms = timed(t);
-        let load = LoadTimes { vad_ms, wake_ms, stt_ms, brain_ms, llm_ms, tts_ms };
+        let load = LoadTimes { vad_ms, wake_ms, stt_ms, brain_ms, tts_ms };
         let phrases = brain.memory().map(|m| Arc::new(PhraseCache::new(m.store().clone(), &config)));
-        Ok((Engine { vad, wake, stt, brain: Arc::new(brain), tts, config, metrics, timers: std::sync::Mutex::new(Some(timers)), phrases }, load))
+        Ok((Engine { vad, wake, stt, brain, tts, config, metrics, timers: std::sync::Mutex::new(Some(timers)), phrases }, load))
     }
 
     pub fn sample_rate(&self) -> u32 {
