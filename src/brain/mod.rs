@@ -23,7 +23,7 @@ pub mod skills;
 use crate::config::Config;
 use crate::llm::{ChatMessage, GenerateOptions, LlmError, LlmSettings, LlmSupervisor, Role, StopReason, SYSTEM_PROMPT};
 use crate::memory::{Embedder, Memory, MemoryError};
-use crate::metrics::{Registry, Stage};
+use crate::metrics::{ms_since, round_ms, Registry, Stage};
 use crate::models::Manifest;
 use cloud::{CloudClient, CloudError};
 use intent::IntentMatcher;
@@ -149,10 +149,10 @@ impl Brain {
             Arc::new(skills::Stats::new(deps.metrics.clone())),
             Arc::new(skills::Stop),
         ];
-        if let Some(store) = deps.memory.as_ref().map(|m| m.store()) {
-            list.push(Arc::new(skills::Remember::new(store.clone(), deps.embedder.clone())));
-            list.push(Arc::new(skills::Recall::new(store.clone(), deps.embedder.clone())));
-            list.push(Arc::new(skills::Forget::new(store.clone(), deps.embedder.clone())));
+        if let Some(memory) = &deps.memory {
+            list.push(Arc::new(skills::Remember::new(memory.clone())));
+            list.push(Arc::new(skills::Recall::new(memory.clone())));
+            list.push(Arc::new(skills::Forget::new(memory.clone())));
         }
         let intents = IntentMatcher::new(&list, deps.embedder).map_err(BrainError::Intent)?;
         let llm = LlmSettings::from_config(&config.llm, models_dir, manifest).map(LlmSupervisor::new).map_err(|e| e.to_string());
@@ -350,7 +350,7 @@ impl Brain {
         let decode_ms = stats.total_ms.saturating_sub(stats.first_token_ms) as f64;
         reply.tokens = Some(stats.completion_tokens);
         if stats.completion_tokens > 1 && decode_ms > 0.0 {
-            reply.tokens_per_s = Some(round1((stats.completion_tokens - 1) as f64 / (decode_ms / 1000.0)));
+            reply.tokens_per_s = Some(round_ms((stats.completion_tokens - 1) as f64 / (decode_ms / 1000.0)));
         }
         reply.ms.llm_first_token = first;
         reply.ms.llm_total = Some(total);
@@ -417,13 +417,6 @@ impl Brain {
     }
 }
 
-fn ms_since(t: Instant) -> f64 {
-    round1(t.elapsed().as_secs_f64() * 1000.0)
-}
-
-fn round1(v: f64) -> f64 {
-    (v * 10.0).round() / 10.0
-}
 
 impl BrainDeps {
     /// The usual dependencies: memory in `data_dir` (run without it, with a warning, if it

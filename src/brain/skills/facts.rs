@@ -3,38 +3,34 @@
 
 use super::words::second_person;
 use super::{Plan, Skill, SkillReply};
-use crate::memory::{Embedder, Store};
+use crate::memory::Memory;
 use regex::Regex;
 use std::sync::{Arc, LazyLock};
 
 /// Cosine (plus word bonus) at or above which a recalled fact answers the question.
 const ANSWERS: f64 = 0.45;
 
-#[derive(Clone)]
-struct FactStore {
-    store: Arc<Store>,
-    embedder: Arc<dyn Embedder>,
-}
-
-pub struct Remember(FactStore);
-pub struct Recall(FactStore);
-pub struct Forget(FactStore);
+/// Each skill goes through [`Memory`], whose question-vector cache means the recall skill's cue
+/// and its plan embed the question once between them.
+pub struct Remember(Arc<Memory>);
+pub struct Recall(Arc<Memory>);
+pub struct Forget(Arc<Memory>);
 
 impl Remember {
-    pub fn new(store: Arc<Store>, embedder: Arc<dyn Embedder>) -> Remember {
-        Remember(FactStore { store, embedder })
+    pub fn new(memory: Arc<Memory>) -> Remember {
+        Remember(memory)
     }
 }
 
 impl Recall {
-    pub fn new(store: Arc<Store>, embedder: Arc<dyn Embedder>) -> Recall {
-        Recall(FactStore { store, embedder })
+    pub fn new(memory: Arc<Memory>) -> Recall {
+        Recall(memory)
     }
 }
 
 impl Forget {
-    pub fn new(store: Arc<Store>, embedder: Arc<dyn Embedder>) -> Forget {
-        Forget(FactStore { store, embedder })
+    pub fn new(memory: Arc<Memory>) -> Forget {
+        Forget(memory)
     }
 }
 
@@ -77,7 +73,7 @@ impl Skill for Remember {
     fn plan(&self, utterance: &str) -> Option<Plan> {
         let fact = fact_to_remember(utterance)?;
         let facts = self.0.clone();
-        Some(Box::new(move || match facts.store.facts_by_meaning(facts.embedder.as_ref()).remember(&fact) {
+        Some(Box::new(move || match facts.remember(&fact) {
             Ok(r) if r.merged => SkillReply::say(format!("I already knew that; updated: {}.", second_person(&r.fact.text))),
             Ok(r) => SkillReply::say(format!("Got it: {}.", second_person(&r.fact.text))),
             Err(e) => SkillReply::failed(format!("I couldn't save that: {e}")),
@@ -88,7 +84,7 @@ impl Skill for Remember {
 impl Recall {
     /// The stored fact that answers `question`, if one does.
     fn best_fact(&self, question: &str) -> Result<Option<crate::memory::Fact>, crate::memory::MemoryError> {
-        let found = self.0.store.facts_by_meaning(self.0.embedder.as_ref()).recall(question, 1)?;
+        let found = self.0.recall(question, 1)?;
         Ok(found.into_iter().next().filter(|(_, score)| *score >= ANSWERS).map(|(fact, _)| fact))
     }
 }
@@ -122,7 +118,7 @@ impl Skill for Recall {
             LazyLock::new(|| Regex::new(r"(?i)^\s*(what|when|where|who|which|do you remember|what's|whats|how)\b").unwrap());
         let facts = self.0.clone();
         if EVERYTHING.is_match(utterance) {
-            return Some(Box::new(move || match facts.store.facts().list() {
+            return Some(Box::new(move || match facts.store().facts().list() {
                 Ok(list) if list.is_empty() => SkillReply::say("You haven't asked me to remember anything yet."),
                 Ok(list) => {
                     let shown: Vec<String> = list.iter().take(5).map(|f| second_person(&f.text)).collect();
@@ -161,14 +157,14 @@ impl Skill for Forget {
         let what = strip_lead(utterance, &LEAD)?;
         let facts = self.0.clone();
         Some(Box::new(move || {
-            let view = facts.store.facts_by_meaning(facts.embedder.as_ref());
+            let view = facts.store().facts();
             let exact = view.forget_matching(&what);
             match exact {
                 Ok(gone) if !gone.is_empty() => return SkillReply::say(format!("Forgotten: {}.", second_person(&gone[0].text))),
                 Err(e) => return SkillReply::failed(format!("I couldn't change my memory: {e}")),
                 Ok(_) => {}
             }
-            match view.recall(&what, 1) {
+            match facts.recall(&what, 1) {
                 Ok(found) => match found.into_iter().next().filter(|(_, s)| *s >= ANSWERS) {
                     Some((fact, _)) => match view.forget_id(fact.id) {
                         Ok(_) => SkillReply::say(format!("Forgotten: {}.", second_person(&fact.text))),
