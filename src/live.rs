@@ -7,7 +7,7 @@ use crate::audio::capture::{CaptureEvent, DeviceFormat, SAMPLE_RATE};
 use crate::audio::playback::{wait_until_quiet, AudioSink};
 use crate::coordinator::{Coordinator, Effect, Input, State, Trigger};
 use crate::listen::{ListenEvent, Listener};
-use crate::metrics::Stage;
+use crate::metrics::{round_ms, Stage};
 use crate::vad::{EndpointSettings, Utterance, Vad};
 use crate::voice_loop::{Engine, LoopError, Playback, Turn};
 use crate::wake::{WakeDetector, WakeSettings};
@@ -109,7 +109,7 @@ pub fn run(engine: Arc<Engine>, audio: &Receiver<CaptureEvent>, sink: Arc<dyn Au
         earcon_rate,
         on_event,
     };
-    let wake_on = detector_present(&engine);
+    let wake_on = engine.wake_models().is_some();
     // (samples dropped since the last report, when it was); the first overrun is reported at once.
     let mut overruns = (0u64, None::<Instant>);
     let mut wake_muted = false;
@@ -196,10 +196,6 @@ pub fn run(engine: Arc<Engine>, audio: &Receiver<CaptureEvent>, sink: Arc<dyn Au
     Ok(())
 }
 
-fn detector_present(engine: &Engine) -> bool {
-    engine.wake_models().is_some()
-}
-
 impl Control<'_> {
     fn apply(&mut self, input: Input) {
         let before = self.coordinator.state();
@@ -268,10 +264,9 @@ impl Control<'_> {
                 let first = progress.clone();
                 let out = Playback { sink: Some(sink.clone()), cancel: cancel.clone(), on_first_audio: Some(Arc::new(move || drop(first.send(Progress::FirstAudio(n))))) };
                 let mut turn = engine.respond(&command, since, &out)?;
-                let round = |ms: f64| (ms * 10.0).round() / 10.0;
-                turn.ms.stt = Some(round(stt_ms));
-                turn.ms.wake = wake_ms.map(round);
-                turn.ms.endpoint = endpoint_ms.map(round);
+                turn.ms.stt = Some(round_ms(stt_ms));
+                turn.ms.wake = wake_ms.map(round_ms);
+                turn.ms.endpoint = endpoint_ms.map(round_ms);
                 turn.utterance_ms = Some((utterance.start_ms, utterance.end_ms));
                 if !cancel.load(Ordering::Relaxed) {
                     wait_until_quiet(sink.as_ref(), Duration::from_secs(600));

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How many of the latest samples the recent window keeps.
 pub const RECENT: usize = 100;
@@ -253,6 +253,16 @@ pub fn render(stats: &[StageStats]) -> String {
         ));
     }
     out
+}
+
+/// Milliseconds since `started`, to 0.1 ms: how every stage time is reported.
+pub fn ms_since(started: Instant) -> f64 {
+    round_ms(started.elapsed().as_secs_f64() * 1000.0)
+}
+
+/// `ms` to 0.1 ms.
+pub fn round_ms(ms: f64) -> f64 {
+    (ms * 10.0).round() / 10.0
 }
 
 #[cfg(test)]

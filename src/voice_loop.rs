@@ -10,7 +10,7 @@ use crate::audio::wav::{self, WavError};
 use crate::brain::{Brain, BrainDeps, BrainError, Route};
 use crate::config::Config;
 use crate::listen::{ListenError, ListenEvent, Listener, CHUNK};
-use crate::metrics::{Registry, Stage};
+use crate::metrics::{ms_since, round_ms, Registry, Stage};
 use crate::models::Manifest;
 use crate::stt::{Stt, SttError};
 use crate::tts::{self, StreamOptions, Tts, TtsError};
@@ -260,8 +260,8 @@ impl Engine {
             wake = None;
             let mut turn = self.respond_to_text(&command, end_of_speech)?;
             turn.ms.stt = Some(stt_ms);
-            turn.ms.endpoint = Some(round1(chunk_ms));
-            turn.ms.wake = opened_by.map(|(_, ms)| round1(ms));
+            turn.ms.endpoint = Some(round_ms(chunk_ms));
+            turn.ms.wake = opened_by.map(|(_, ms)| round_ms(ms));
             turn.wake_at_ms = opened_by.map(|(at, _)| at);
             turn.utterance_ms = Some((utterance.start_ms, utterance.end_ms));
             turns.push(turn);
@@ -366,8 +366,8 @@ impl Engine {
                 skill: reply.ms.skill,
                 llm_first_token: reply.ms.llm_first_token,
                 llm_total: reply.ms.llm_total,
-                tts_first_audio: tts_first_audio.map(round1),
-                e2e_first_audio: e2e.map(round1),
+                tts_first_audio: tts_first_audio.map(round_ms),
+                e2e_first_audio: e2e.map(round_ms),
                 total: ms_since(since),
                 ..Default::default()
             },
@@ -490,13 +490,6 @@ pub fn take_sentences(text: &mut String) -> Vec<String> {
     done
 }
 
-fn ms_since(started: Instant) -> f64 {
-    round1(started.elapsed().as_secs_f64() * 1000.0)
-}
-
-fn round1(ms: f64) -> f64 {
-    (ms * 10.0).round() / 10.0
-}
 
 #[cfg(test)]
 mod tests {
