@@ -78,11 +78,15 @@ impl Default for LlmConfig {
 pub struct SttConfig {
     pub model: String,
     pub language: String,
-    /// Shrink Whisper's audio context to the utterance length: ~2x faster on short commands, but
-    /// tiny.en then misses and repeats words (measured by `tests/stt.rs`), so it is opt-in.
+    /// Shrink Whisper's audio context to the utterance length in the careful decode: faster on
+    /// short commands, but tiny.en then sometimes repeats words (measured by `tests/stt.rs`).
     pub trim_audio_ctx: bool,
-    /// Beam search width; 1 = greedy decoding (fastest, least accurate).
+    /// Beam search width of the careful decode; 1 = greedy.
     pub beam_size: u32,
+    /// First decode greedily over a trimmed window (about 10x faster on a short command) and
+    /// run the careful decode only when that result looks wrong: empty, repeating, too many
+    /// words for the audio, or low token probabilities.
+    pub fast_pass: bool,
     /// Whisper's compute threads; 0 = automatic (see `roxy::stt::auto_threads`). More threads
     /// than free cores make Whisper much slower, not faster: its threads spin while they wait.
     pub threads: u32,
@@ -90,7 +94,7 @@ pub struct SttConfig {
 
 impl Default for SttConfig {
     fn default() -> Self {
-        SttConfig { model: "whisper-tiny.en".into(), language: "en".into(), trim_audio_ctx: false, beam_size: 5, threads: 0 }
+        SttConfig { model: "whisper-tiny.en".into(), language: "en".into(), trim_audio_ctx: false, beam_size: 5, fast_pass: true, threads: 0 }
     }
 }
 

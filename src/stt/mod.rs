@@ -73,6 +73,9 @@ pub struct SttSettings {
     pub trim_audio_ctx: bool,
     /// Beam search width; 1 = greedy.
     pub beam_size: u32,
+    /// Decode greedily over a trimmed window first and keep the result unless it looks wrong
+    /// (see [`doubt`]); only then run the configured (careful) decode.
+    pub fast_pass: bool,
     pub threads: usize,
 }
 
@@ -87,6 +90,7 @@ impl SttSettings {
             language: defaults.language,
             trim_audio_ctx: defaults.trim_audio_ctx,
             beam_size: defaults.beam_size,
+            fast_pass: defaults.fast_pass,
             threads: default_threads(),
         }
     }
@@ -127,6 +131,32 @@ pub struct SttTimings {
     pub audio_s: f64,
 }
 
+/// Which decode produced a transcript.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Pass {
+    /// Greedy over the trimmed window, and it passed the checks.
+    Fast,
+    /// The configured decode, without a fast pass before it.
+    Careful,
+    /// The configured decode after the fast pass was doubted, and why.
+    Retried { doubt: Doubt },
+}
+
+/// Why a fast-pass transcript is not trusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Doubt {
+    /// Nothing usable came out although the audio is loud enough to be speech.
+    Empty,
+    /// A run of words comes twice: the trimmed window's typical failure.
+    Repeats,
+    /// More words than anyone says in that much audio.
+    TooFast,
+    /// Whisper's own token probabilities are low.
+    Unsure,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Transcript {
     /// What was said, trimmed; empty for silence and noise.
@@ -136,7 +166,17 @@ pub struct Transcript {
     pub no_speech_prob: f32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rejected: Option<Rejection>,
+    /// Mean probability of the text tokens (1 when Whisper was skipped).
+    pub confidence: f32,
+    pub pass: Pass,
     pub timings: SttTimings,
+}
+
+/// One decode's raw result, before the speech checks.
+struct Decoded {
+    segments: Vec<Segment>,
+    no_speech_prob: f32,
+    confidence: f32,
 }
 
 /// A loaded Whisper model.
@@ -179,6 +219,7 @@ impl Stt {
         settings.language = config.language.clone();
         settings.trim_audio_ctx = config.trim_audio_ctx;
         settings.beam_size = config.beam_size;
+        settings.fast_pass = config.fast_pass;
         if config.threads > 0 {
             settings.threads = config.threads as usize;
         }
@@ -212,24 +253,32 @@ impl Stt {
 
     /// Transcribes one utterance of 16 kHz mono audio.
     pub fn transcribe(&self, samples: &[f32]) -> Result<Transcript, SttError> {
-        self.transcribe_with(samples, self.settings.trim_audio_ctx)
+        self.transcribe_as(samples, self.settings.fast_pass, self.settings.trim_audio_ctx)
     }
 
-    /// [`Stt::transcribe`] with the audio-context trimming chosen per call (for measurements).
+    /// [`Stt::transcribe`] with the configured decode only, its window trimmed or not (for
+    /// measurements).
     pub fn transcribe_with(&self, samples: &[f32], trim_audio_ctx: bool) -> Result<Transcript, SttError> {
+        self.transcribe_as(samples, false, trim_audio_ctx)
+    }
+
+    /// [`Stt::transcribe`] with the fast pass chosen per call (for measurements).
+    pub fn transcribe_as(&self, samples: &[f32], fast_pass: bool, trim_audio_ctx: bool) -> Result<Transcript, SttError> {
         let started = Instant::now();
         let audio_s = samples.len() as f64 / SAMPLE_RATE as f64;
         let load_ms = (!self.load_reported.swap(true, Ordering::Relaxed)).then_some(self.load_ms);
-        let done = |text: String, segments: Vec<Segment>, no_speech_prob: f32, rejected: Option<Rejection>| Transcript {
-            text,
-            segments,
-            no_speech_prob,
-            rejected,
-            timings: SttTimings { load_ms, stt_ms: ms_since(started), audio_s },
-        };
+        let timings = || SttTimings { load_ms, stt_ms: ms_since(started), audio_s };
 
         if gate::peak_frame_rms(samples) < gate::ENERGY_FLOOR {
-            return Ok(done(String::new(), Vec::new(), 0.0, Some(Rejection::Quiet)));
+            return Ok(Transcript {
+                text: String::new(),
+                segments: Vec::new(),
+                no_speech_prob: 0.0,
+                rejected: Some(Rejection::Quiet),
+                confidence: 1.0,
+                pass: Pass::Careful,
+                timings: timings(),
+            });
         }
         let mut padded;
         let samples = if samples.len() < MIN_SAMPLES {
@@ -240,7 +289,25 @@ impl Stt {
             samples
         };
 
-        let strategy = match self.settings.beam_size {
+        let mut pass = Pass::Careful;
+        if fast_pass {
+            let fast = self.decode(samples, 1, true)?;
+            let (text, rejected) = judge(&fast);
+            match doubt(&text, rejected, fast.confidence, audio_s) {
+                None => return Ok(transcript(fast, text, rejected, Pass::Fast, timings())),
+                Some(doubt) => {
+                    tracing::debug!(?doubt, heard = %text, confidence = fast.confidence, "STT: fast pass doubted, decoding again");
+                    pass = Pass::Retried { doubt };
+                }
+            }
+        }
+        let careful = self.decode(samples, self.settings.beam_size, trim_audio_ctx)?;
+        let (text, rejected) = judge(&careful);
+        Ok(transcript(careful, text, rejected, pass, timings()))
+    }
+
+    fn decode(&self, samples: &[f32], beam_size: u32, trim_audio_ctx: bool) -> Result<Decoded, SttError> {
+        let strategy = match beam_size {
             0 | 1 => SamplingStrategy::Greedy { best_of: 1 },
             width => SamplingStrategy::BeamSearch { beam_size: width as i32, patience: -1.0 },
         };
@@ -263,10 +330,19 @@ impl Stt {
             state.full(params, samples).map_err(|e| SttError::Whisper(e.to_string()))?;
         }
 
+        let eot = self.ctx.token_eot();
+        let (mut prob_sum, mut prob_count) = (0.0f64, 0usize);
         let mut segments = Vec::new();
         let mut no_speech_prob = 0.0f32;
         for segment in state.as_iter() {
             no_speech_prob = no_speech_prob.max(segment.no_speech_probability());
+            for i in 0..segment.n_tokens() {
+                // Special tokens (timestamps, end of text) come after the text vocabulary.
+                if let Some(token) = segment.get_token(i).filter(|t| t.token_id() < eot) {
+                    prob_sum += token.token_probability() as f64;
+                    prob_count += 1;
+                }
+            }
             let raw = segment.to_str_lossy().map_err(|e| SttError::Whisper(e.to_string()))?;
             let text = gate::strip_annotations(&raw);
             if gate::has_words(&text) {
@@ -277,22 +353,61 @@ impl Stt {
                 });
             }
         }
-        let text = segments.iter().map(|s| s.text.as_str()).collect::<Vec<_>>().join(" ");
-        let rejected = if text.is_empty() {
-            Some(Rejection::NonSpeech)
-        } else if no_speech_prob > NO_SPEECH {
-            Some(Rejection::NoSpeech)
-        } else if no_speech_prob > DOUBTFUL_NO_SPEECH && gate::is_stock_phrase(&text) {
-            Some(Rejection::NonSpeech)
-        } else {
-            None
-        };
-        if let Some(reason) = rejected {
-            tracing::debug!(?reason, no_speech_prob, heard = %text, "STT: not speech");
-            return Ok(done(String::new(), Vec::new(), no_speech_prob, Some(reason)));
-        }
-        Ok(done(text, segments, no_speech_prob, None))
+        let confidence = if prob_count == 0 { 0.0 } else { (prob_sum / prob_count as f64) as f32 };
+        Ok(Decoded { segments, no_speech_prob, confidence })
     }
+}
+
+/// The decoded text, and whether the speech checks throw it away.
+fn judge(decoded: &Decoded) -> (String, Option<Rejection>) {
+    let text = decoded.segments.iter().map(|s| s.text.as_str()).collect::<Vec<_>>().join(" ");
+    let p = decoded.no_speech_prob;
+    let rejected = if text.is_empty() {
+        Some(Rejection::NonSpeech)
+    } else if p > NO_SPEECH {
+        Some(Rejection::NoSpeech)
+    } else if p > DOUBTFUL_NO_SPEECH && gate::is_stock_phrase(&text) {
+        Some(Rejection::NonSpeech)
+    } else {
+        None
+    };
+    (text, rejected)
+}
+
+fn transcript(decoded: Decoded, text: String, rejected: Option<Rejection>, pass: Pass, timings: SttTimings) -> Transcript {
+    if let Some(reason) = rejected {
+        tracing::debug!(?reason, no_speech_prob = decoded.no_speech_prob, heard = %text, "STT: not speech");
+        return Transcript { text: String::new(), segments: Vec::new(), no_speech_prob: decoded.no_speech_prob, rejected, confidence: decoded.confidence, pass, timings };
+    }
+    Transcript { text, segments: decoded.segments, no_speech_prob: decoded.no_speech_prob, rejected: None, confidence: decoded.confidence, pass, timings }
+}
+
+/// Words per second nobody exceeds (fast speech is about 4).
+const MAX_WORDS_PER_SECOND: f64 = 6.0;
+/// Below this mean token probability the fast pass is decoded again.
+const MIN_FAST_CONFIDENCE: f32 = 0.6;
+/// A run of this many words appearing twice counts as a repetition.
+const REPEAT_RUN: usize = 3;
+
+/// Why a fast-pass result should be decoded again, if it should. Speech that the careful pass
+/// rejects as well costs one extra decode; a wrong command costs the user far more.
+pub fn doubt(text: &str, rejected: Option<Rejection>, confidence: f32, audio_s: f64) -> Option<Doubt> {
+    if rejected.is_some() {
+        return Some(Doubt::Empty);
+    }
+    let words: Vec<String> = text
+        .split_whitespace()
+        .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()).to_lowercase())
+        .filter(|w| !w.is_empty())
+        .collect();
+    if words.len() as f64 > MAX_WORDS_PER_SECOND * audio_s.max(1.0) {
+        return Some(Doubt::TooFast);
+    }
+    let mut runs = std::collections::HashSet::new();
+    if words.windows(REPEAT_RUN).any(|run| !runs.insert(run)) {
+        return Some(Doubt::Repeats);
+    }
+    (confidence < MIN_FAST_CONFIDENCE).then_some(Doubt::Unsure)
 }
 
 /// The encoder window for an utterance of `samples`: its length in encoder frames plus a margin.
@@ -371,6 +486,20 @@ mod tests {
         assert_eq!(audio_ctx_for(16000 * 3), 150 + AUDIO_CTX_MARGIN);
         assert_eq!(audio_ctx_for(16000 * 3 + 1), 151 + AUDIO_CTX_MARGIN);
         assert_eq!(audio_ctx_for(16000 * 60), AUDIO_CTX_FULL);
+    }
+
+    #[test]
+    fn fast_pass_doubts_what_a_trimmed_window_gets_wrong() {
+        let ok = |text: &str| doubt(text, None, 0.9, 2.0);
+        assert_eq!(ok("Set a timer for 5 minutes."), None);
+        // Measured on the Piper voice with a trimmed window and beam 5.
+        assert_eq!(ok("set a timer for 5 minutes. It's set a timer for 5 minutes."), Some(Doubt::Repeats));
+        assert_eq!(ok("no no no no"), Some(Doubt::Repeats));
+        assert_eq!(ok("one two three four five six seven eight nine ten eleven twelve thirteen"), Some(Doubt::TooFast));
+        assert_eq!(doubt("What time is it?", None, 0.4, 1.5), Some(Doubt::Unsure));
+        assert_eq!(doubt("", Some(Rejection::NonSpeech), 0.0, 1.5), Some(Doubt::Empty));
+        // Short clips count as a second of audio, so a two-word command is never "too fast".
+        assert_eq!(doubt("Stop talking", None, 0.9, 0.3), None);
     }
 
     #[test]
