@@ -136,19 +136,20 @@ struct StatsView {
     mode: MemoryMode,
 }
 
-/// The live registry the engine and the local API record into, once the engine has loaded;
-/// before that (or when it could not load), the figures the last session saved.
+/// The live registry the engine and the local API record into, once it holds figures; before
+/// that (no turn yet, or the engine could not load), the figures last saved by this app or by
+/// a `roxy run` in a terminal.
 #[tauri::command]
 fn stats(shell: State<'_, Shell>, live: State<'_, engine::Live>) -> Result<StatsView, String> {
     let source = roxy::metrics::stats_file(&shell.paths.data_dir);
-    let (stages, note) = if live.loaded.load(std::sync::atomic::Ordering::Relaxed) {
-        (live.metrics.snapshot(), Some(format!("Live figures from this session (saved to {} when Roxy quits); refreshed every 2 s. Times in ms.", source.display())))
-    } else {
-        match roxy::metrics::load(&source) {
-            Ok(s) => (s, None),
+    let live_stages = live.loaded.load(std::sync::atomic::Ordering::Relaxed).then(|| live.metrics.snapshot()).filter(|s| s.iter().any(|s| s.count > 0));
+    let (stages, note) = match live_stages {
+        Some(stages) => (stages, Some(format!("Live figures from this session (saved to {} when Roxy quits); refreshed every 2 s. Times in ms.", source.display()))),
+        None => match roxy::metrics::load(&source) {
+            Ok(s) => (s, Some(format!("No turns in this session yet: these are the figures last saved to {}. Times in ms.", source.display()))),
             Err(e @ roxy::metrics::StatsFileError::Missing(_)) => (Vec::new(), Some(e.to_string())),
             Err(e) => return Err(e.to_string()),
-        }
+        },
     };
     let memory = MemoryInfo::detect();
     Ok(StatsView { stages, source, note, rss_bytes: roxy::llm::rss_bytes(std::process::id()), memory, mode: MemoryMode::for_available_memory(memory.available) })
