@@ -493,7 +493,7 @@ mod tests {
         let ok = |text: &str| doubt(text, None, 0.9, 2.0);
         assert_eq!(ok("Set a timer for 5 minutes."), None);
         // Measured on the Piper voice with a trimmed window and beam 5.
-        assert_eq!(ok("set a timer for 5 minutes. It's set a timer for 5 minutes."), Some(Doubt::Repeats));
+        assert_eq!(doubt("set a timer for 5 minutes. It's set a timer for 5 minutes.", None, 0.9, 3.0), Some(Doubt::Repeats));
         assert_eq!(ok("no no no no"), Some(Doubt::Repeats));
         assert_eq!(ok("one two three four five six seven eight nine ten eleven twelve thirteen"), Some(Doubt::TooFast));
         assert_eq!(doubt("What time is it?", None, 0.4, 1.5), Some(Doubt::Unsure));
