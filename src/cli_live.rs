@@ -38,6 +38,7 @@ pub fn live_command(device: Option<&str>, seconds: Option<f32>, output: Option<&
         for line in std::io::stdin().lines().map_while(Result::ok) {
             let command = match line.trim() {
                 "" => Command::Activate(Trigger::Hotkey),
+                "d" | "done" => Command::EndUtterance,
                 "s" | "stop" => Command::Stop,
                 "q" | "quit" => Command::Quit,
                 _ => continue,
@@ -49,7 +50,7 @@ pub fn live_command(device: Option<&str>, seconds: Option<f32>, output: Option<&
     });
     if !json {
         eprintln!(
-            "models loaded in {:.1} s. Say \"{}\", or press Enter to talk; type stop to interrupt, Ctrl-C to quit.",
+            "models loaded in {:.1} s. Say \"{}\", or press Enter to talk (type done to end early); type stop to interrupt, Ctrl-C to quit.",
             (load.vad_ms + load.wake_ms + load.stt_ms + load.brain_ms + load.tts_ms) / 1000.0,
             engine.wake_models().map_or("(wake word off)".to_string(), |m| m.name().replace('_', " "))
         );
@@ -89,7 +90,7 @@ fn print_event(event: &LiveEvent, json: bool) {
         }
         LiveEvent::NothingHeard { .. } => eprintln!("(listening for the command)"),
         LiveEvent::Timer { text } => println!("roxy: {text}"),
-        LiveEvent::Mic { problem } => eprintln!("microphone: {problem}"),
+        LiveEvent::Mic { problem, .. } => eprintln!("microphone: {problem}"),
         LiveEvent::Error { message } => eprintln!("error: {message}"),
     }
 }

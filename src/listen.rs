@@ -146,6 +146,11 @@ impl<'a, 'w> Listener<'a, 'w> {
         Ok(self.vad.finish()?.into_iter().map(Into::into).collect())
     }
 
+    /// Closes an open utterance now, for push-to-talk's release; the stream goes on.
+    pub fn close_utterance(&mut self) -> Option<crate::vad::Utterance> {
+        self.vad.close_utterance()
+    }
+
     /// Highest wake score so far (useful when tuning `wake.threshold`).
     pub fn max_wake_score(&self) -> f32 {
         self.max_wake_score

@@ -21,6 +21,8 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Command {
     Activate(Trigger),
+    /// Push-to-talk released: what was said so far is the utterance (nothing said: back to idle).
+    EndUtterance,
     Stop,
     /// Ignore (true) or heed (false) the wake word; the hotkey and menu still work.
     MuteWake(bool),
@@ -38,8 +40,28 @@ pub enum LiveEvent {
     Turn { n: u64, interrupted: bool, turn: Box<Turn> },
     NothingHeard { n: u64 },
     Timer { text: String },
-    Mic { problem: String },
+    Mic { kind: MicProblem, problem: String },
     Error { message: String },
+}
+
+/// What is wrong with the microphone: the first two mean Roxy cannot hear, the last only that
+/// some audio was lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MicProblem {
+    /// Only zeros: muted, or not allowed (macOS privacy).
+    Silent,
+    /// The device went away.
+    Lost,
+    /// The machine was too busy to keep up; listening goes on.
+    Overrun,
+}
+
+impl MicProblem {
+    /// Roxy cannot hear the user until it is fixed.
+    pub fn is_blocking(self) -> bool {
+        self != MicProblem::Overrun
+    }
 }
 
 pub struct LiveOptions {
@@ -121,6 +143,17 @@ pub fn run(engine: Arc<Engine>, audio: &Receiver<CaptureEvent>, sink: Arc<dyn Au
         match commands.try_recv() {
             Ok(Command::Quit) | Err(mpsc::TryRecvError::Disconnected) => break,
             Ok(Command::Activate(trigger)) => control.apply(Input::Activate(trigger)),
+            Ok(Command::EndUtterance) if control.coordinator.state() == State::Listening => {
+                control.speech_open = false;
+                match listener.close_utterance() {
+                    Some(u) => {
+                        control.utterance = Some(u);
+                        control.apply(Input::SpeechEnded);
+                    }
+                    None => control.apply(Input::ListenTimeout),
+                }
+            }
+            Ok(Command::EndUtterance) => {}
             Ok(Command::Stop) => control.apply(Input::Stop),
             Ok(Command::MuteWake(muted)) => wake_muted = muted,
             Err(mpsc::TryRecvError::Empty) => {}
@@ -171,6 +204,7 @@ pub fn run(engine: Arc<Engine>, audio: &Receiver<CaptureEvent>, sink: Arc<dyn Au
                 (control.on_event)(&LiveEvent::Ready { device, sample_rate: format.sample_rate });
             }
             Ok(CaptureEvent::SilentInput { ms }) => (control.on_event)(&LiveEvent::Mic {
+                kind: MicProblem::Silent,
                 problem: format!("the microphone has given only silence for {:.1} s: is it muted, or is Roxy not allowed to use it (macOS: System Settings → Privacy & Security → Microphone)?", ms as f64 / 1000.0),
             }),
             Ok(CaptureEvent::Overrun { dropped }) => {
@@ -179,11 +213,11 @@ pub fn run(engine: Arc<Engine>, audio: &Receiver<CaptureEvent>, sink: Arc<dyn Au
                 overruns.0 += dropped;
                 if overruns.1.is_none_or(|last| last.elapsed() >= OVERRUN_REPORT_EVERY) {
                     let ms = overruns.0 * 1000 / SAMPLE_RATE as u64;
-                    (control.on_event)(&LiveEvent::Mic { problem: format!("{ms} ms of audio were dropped: the machine is too busy") });
+                    (control.on_event)(&LiveEvent::Mic { kind: MicProblem::Overrun, problem: format!("{ms} ms of audio were dropped: the machine is too busy") });
                     overruns = (0, Some(Instant::now()));
                 }
             }
-            Ok(CaptureEvent::DeviceLost { message }) => (control.on_event)(&LiveEvent::Mic { problem: format!("the microphone went away ({message}); waiting for it to come back") }),
+            Ok(CaptureEvent::DeviceLost { message }) => (control.on_event)(&LiveEvent::Mic { kind: MicProblem::Lost, problem: format!("the microphone went away ({message}); waiting for it to come back") }),
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
         }

@@ -141,3 +141,67 @@ fn the_wake_word_during_an_answer_interrupts_it() {
     println!("first reply {first_s:.1} s made; heard in all {heard_s:.1} s; states {states:?}");
     assert!(heard_s < first_s + second.reply_audio_s + 0.5, "playback was cut");
 }
+
+/// Push-to-talk: the key's release closes the utterance then and there, even though the user
+/// goes on talking without a pause (the VAD alone would have taken the whole sentence).
+#[test]
+fn releasing_push_to_talk_ends_the_utterance() {
+    use roxy::audio::playback::WavSink;
+    use roxy::live::{self, LiveEvent, LiveOptions};
+    use roxy::coordinator::Trigger;
+    use std::sync::{mpsc, Arc};
+    use std::time::Instant;
+
+    let lab = support::SpeechLab::new();
+    let voice = support::Voice::new("en-us", 160);
+    let command = lab.speak("What time is it?", voice);
+    let command_s = roxy::audio::wav::read_mono_16k(&command).unwrap().0.len() as f64 / 16000.0;
+    let input = lab.path().join("push_to_talk.wav");
+    let status = std::process::Command::new("sox")
+        .arg(lab.silence(0.5, 22050))
+        .arg(&command)
+        .arg(lab.silence(0.1, 22050))
+        .arg(lab.speak("and then tell me a long story about a brave little dragon", voice))
+        .arg(&input)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (samples, _) = roxy::audio::wav::read_mono_16k(&input).unwrap();
+
+    let data = tempfile::tempdir().unwrap();
+    let manifest = roxy::models::Manifest::from_env().unwrap();
+    let metrics = Arc::new(roxy::metrics::Registry::new());
+    let (engine, _) = roxy::voice_loop::Engine::load(roxy::config::Config::default(), &models_dir(), data.path(), &manifest, metrics).expect("the default models are installed");
+    let engine = Arc::new(engine);
+    let sink = Arc::new(WavSink::new(engine.sample_rate()));
+    let (commands, inbox) = mpsc::channel();
+    // Pressed before the user speaks; released 150 ms after "what time is it" ends.
+    commands.send(live::Command::Activate(Trigger::Hotkey)).unwrap();
+    let mut events: Vec<LiveEvent> = Vec::new();
+    let options = LiveOptions { until: Some(Instant::now() + Duration::from_secs(60)), ..Default::default() };
+    let mic = live::file_source(samples, "push_to_talk.wav");
+    let release_at = Instant::now() + Duration::from_secs_f64(0.5 + command_s + 0.15);
+    let releaser = commands.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(release_at.saturating_duration_since(Instant::now()));
+        let _ = releaser.send(live::Command::EndUtterance);
+    });
+    live::run(engine.clone(), &mic, sink, inbox, options, &mut |e| {
+        if let LiveEvent::Turn { .. } | LiveEvent::NothingHeard { .. } = e {
+            let _ = commands.send(live::Command::Quit);
+        }
+        events.push(e.clone());
+    })
+    .unwrap();
+    engine.shutdown();
+
+    let shown = events.iter().map(|e| serde_json::to_string(e).unwrap()).collect::<Vec<_>>().join("\n");
+    let turn = events.iter().find_map(|e| match e {
+        LiveEvent::Turn { turn, .. } => Some(turn.clone()),
+        _ => None,
+    });
+    let turn = turn.unwrap_or_else(|| panic!("the released utterance was answered:\n{shown}"));
+    let heard = turn.heard.to_lowercase();
+    assert!(heard.contains("time") && !heard.contains("dragon") && !heard.contains("story"), "only what was said before the release: {heard:?}\n{shown}");
+    assert!(turn.reply.starts_with("It's"), "the clock answered: {:?}", turn.reply);
+}

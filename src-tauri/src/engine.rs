@@ -138,14 +138,14 @@ impl Live {
     }
 
     /// The hotkey, per `hotkey.mode`. Toggle: a press starts listening, a press while listening
-    /// stops it. Push-to-talk: a press starts listening; the release does nothing, because the
-    /// live loop has no command to close an utterance early (its VAD closes it at the end of
-    /// speech), so holding the key longer than the speech changes nothing.
+    /// stops it. Push-to-talk: a press starts listening, the release closes the utterance (what
+    /// was said is answered; a pause while the key is held still ends it, as the VAD decides).
     fn hotkey(&self, pressed: bool) -> Option<Command> {
         let listening = *lock(&self.loop_state) == State::Listening;
         match (*lock(&self.hotkey_mode), pressed) {
             (HotkeyMode::Toggle, true) if listening => Some(Command::Stop),
             (_, true) => Some(Command::Activate(Trigger::Hotkey)),
+            (HotkeyMode::PushToTalk, false) if listening => Some(Command::EndUtterance),
             (_, false) => None,
         }
     }
@@ -357,7 +357,12 @@ fn on_event(app: &AppHandle, event: &LiveEvent, warning: &Option<String>) {
             e.answer = if *interrupted { format!("{} … (interrupted)", turn.reply) } else { turn.reply.clone() };
         }),
         LiveEvent::Timer { text } => show(app, |e| e.answer = text.clone()),
-        LiveEvent::Mic { problem } => show_error(app, format!("microphone: {problem}")),
+        LiveEvent::Mic { kind, problem } if kind.is_blocking() => show_error(app, format!("microphone: {problem}")),
+        // Listening goes on: a warning beside the state, not the error icon.
+        LiveEvent::Mic { problem, .. } => {
+            tracing::warn!("microphone: {problem}");
+            show(app, |e| e.detail = Some(format!("microphone: {problem}")));
+        }
         LiveEvent::Error { message } => show_error(app, message.clone()),
     }
 }

@@ -148,10 +148,13 @@ impl Endpointer {
 
     /// Ends an open utterance at the end of the stream (a file ran out mid-sentence).
     pub fn flush(&mut self) -> Option<VadEvent> {
+        self.close(EndReason::EndOfStream)
+    }
+
+    /// Ends an open utterance here, for `reason`; speech still in its onset is dropped.
+    pub fn close(&mut self, reason: EndReason) -> Option<VadEvent> {
         let event = match self.state {
-            State::Speaking { start, silence_since } => {
-                Some(self.finish(start, silence_since.unwrap_or(self.pos), EndReason::EndOfStream))
-            }
+            State::Speaking { start, silence_since } => Some(self.finish(start, silence_since.unwrap_or(self.pos), reason)),
             _ => None,
         };
         self.state = State::Idle;

@@ -40,6 +40,8 @@ pub enum EndReason {
     MaxLength,
     /// The input ended mid-utterance.
     EndOfStream,
+    /// The user closed it (the push-to-talk key was released).
+    Released,
 }
 
 /// One utterance: times are stream positions in ms.
@@ -113,6 +115,14 @@ impl Vad {
         }
         events.extend(self.endpointer.flush());
         Ok(events)
+    }
+
+    /// Closes an open utterance now (the stream goes on); `None` when none is open.
+    pub fn close_utterance(&mut self) -> Option<Utterance> {
+        match self.endpointer.close(EndReason::Released) {
+            Some(VadEvent::SpeechEnd(u)) => Some(u),
+            _ => None,
+        }
     }
 
     /// Speech probability of the last full frame.
