@@ -4,13 +4,15 @@
 
 use indicatif::ProgressBar;
 use roxy::models::download::{download, partial_path};
-use roxy::models::{FetchError, Manifest};
+use roxy::models::{fetch_tier, FetchError, FetchEvent, FetchOptions, FetchPhase, FetchProgress, Manifest, OnProgress};
 use sha2::{Digest, Sha256};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// How the server treats requests.
 #[derive(Clone, Default)]
@@ -21,6 +23,8 @@ struct Behaviour {
     digest_header: Option<(&'static str, String)>,
     /// Serve this instead of the real body (a file that changed upstream).
     body_override: Option<Vec<u8>>,
+    /// Send the body in chunks of this many bytes with this pause between (a slow link).
+    slow: Option<(usize, Duration)>,
 }
 
 struct Server {
@@ -37,15 +41,15 @@ fn serve(body: Vec<u8>, behaviour: Behaviour) -> Server {
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(stream) = stream else { break };
-            let first = seen.lock().unwrap().is_empty();
-            let range = handle(stream, &body, &behaviour, first);
-            seen.lock().unwrap().push(range);
+            handle(stream, &body, &behaviour, &seen);
         }
     });
     Server { url, ranges }
 }
 
-fn handle(mut stream: TcpStream, body: &[u8], b: &Behaviour, first: bool) -> Option<String> {
+/// Serves one request, recording its `Range` in `seen` as soon as it is read (before the body:
+/// a slow body may still be going out when the client already has all it asked for).
+fn handle(mut stream: TcpStream, body: &[u8], b: &Behaviour, seen: &Mutex<Vec<Option<String>>>) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut range = None;
     loop {
@@ -59,6 +63,11 @@ fn handle(mut stream: TcpStream, body: &[u8], b: &Behaviour, first: bool) -> Opt
             }
         }
     }
+    let first = {
+        let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+        seen.push(range.clone());
+        seen.len() == 1
+    };
     let body = b.body_override.as_deref().unwrap_or(body);
     let start = range
         .as_deref()
@@ -88,9 +97,20 @@ fn handle(mut stream: TcpStream, body: &[u8], b: &Behaviour, first: bool) -> Opt
             payload = &payload[..cut.min(payload.len())];
         }
     }
-    let _ = stream.write_all(payload);
+    match b.slow {
+        Some((chunk, pause)) => {
+            for part in payload.chunks(chunk) {
+                if stream.write_all(part).and_then(|_| stream.flush()).is_err() {
+                    break; // the client hung up (a cancelled download)
+                }
+                std::thread::sleep(pause);
+            }
+        }
+        None => {
+            let _ = stream.write_all(payload);
+        }
+    }
     let _ = stream.flush();
-    range
 }
 
 /// 3 MiB that differ at every offset, so a resume at the wrong place cannot match the digest.
@@ -277,6 +297,107 @@ source = {{ url = "{}" }}
     let repaired: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(repaired[0]["action"], "replaced");
     assert_eq!(std::fs::read(models.join("llm/model.bin")).unwrap(), body);
+}
+
+/// A manifest with one hub-style model, `test-llm` in tier `hub`, served from `url`.
+fn hub_manifest(path: &Path, body: &[u8], url: &str) -> Manifest {
+    std::fs::write(
+        path,
+        format!(
+            "version = 1\n[[model]]\nid = \"test-llm\"\nrole = \"llm\"\ntiers = [\"hub\"]\nlicense = \"MIT\"\ndescription = \"served by the test\"\n\
+             [[model.file]]\npath = \"llm/model.bin\"\nsize = {}\nsha256 = \"{}\"\nsource = {{ url = \"{url}\" }}\n",
+            body.len(),
+            sha(body)
+        ),
+    )
+    .unwrap();
+    Manifest::load(path).unwrap()
+}
+
+/// Asserts the byte counts of the `Downloading` events never go back.
+fn assert_monotonic(events: &[FetchProgress]) {
+    let bytes: Vec<u64> = events.iter().filter(|e| e.phase == FetchPhase::Downloading).map(|e| e.bytes).collect();
+    assert!(bytes.windows(2).all(|w| w[0] <= w[1]), "progress went backwards: {bytes:?}");
+}
+
+#[test]
+fn a_fetch_reports_progress_and_a_cancelled_one_keeps_its_bytes_and_resumes_later() {
+    let body = body();
+    // 3 MiB in 64 KiB chunks 15 ms apart: about 0.7 s, slow enough to cancel in the middle.
+    let server = serve(body.clone(), Behaviour { slow: Some((64 * 1024, Duration::from_millis(15))), ..Default::default() });
+    let root = tempfile::tempdir().unwrap();
+    let models = root.path().join("models");
+    let manifest = hub_manifest(&root.path().join("manifest.toml"), &body, &server.url);
+    let dest = models.join("llm/model.bin");
+
+    let events = Arc::new(Mutex::new(Vec::<FetchProgress>::new()));
+    let cancel = Arc::new(AtomicBool::new(false));
+    let cancel_at = Arc::new(Mutex::new(None::<Instant>));
+    let armed = Arc::new(AtomicBool::new(true)); // the user presses Cancel once
+    let mut opts = FetchOptions::new("hub");
+    opts.progress = false;
+    opts.attempts = 1;
+    opts.cancel = Some(cancel.clone());
+    opts.on_progress = Some(OnProgress(Arc::new({
+        let (events, cancel, cancel_at, armed) = (events.clone(), cancel.clone(), cancel_at.clone(), armed.clone());
+        move |p: FetchProgress| {
+            // The user presses Cancel once a third has arrived.
+            if p.phase == FetchPhase::Downloading && p.bytes >= 1_000_000 && armed.swap(false, Ordering::SeqCst) {
+                *cancel_at.lock().unwrap() = Some(Instant::now());
+                cancel.store(true, Ordering::SeqCst);
+            }
+            events.lock().unwrap().push(p);
+        }
+    })));
+
+    let err = fetch_tier(&manifest, &models, &root.path().join("cache"), &opts).unwrap_err();
+    let stopped_after = cancel_at.lock().unwrap().expect("the cancel was pressed").elapsed();
+    assert!(matches!(err, FetchError::Cancelled), "{err}");
+    assert!(err.to_string().contains("resumes"), "the message says the download is kept: {err}");
+    assert!(stopped_after < Duration::from_millis(500), "stopped promptly, not at the end: {stopped_after:?}");
+    let kept = std::fs::metadata(partial_path(&dest)).expect("the partial file is kept").len();
+    assert!(kept >= 1_000_000 && kept < body.len() as u64, "kept {kept} bytes");
+    assert!(!dest.exists(), "a half file never sits under the final name");
+
+    let seen = std::mem::take(&mut *events.lock().unwrap());
+    assert_eq!(seen[0].phase, FetchPhase::Checking);
+    let downloading: Vec<&FetchProgress> = seen.iter().filter(|e| e.phase == FetchPhase::Downloading).collect();
+    assert!(downloading.len() >= 3, "several progress events: {seen:?}");
+    assert!(downloading.iter().all(|e| e.model == "test-llm" && e.file == "llm/model.bin" && e.total == Some(body.len() as u64) && e.index == 1 && e.count == 1));
+    assert_monotonic(&seen);
+    assert!(!seen.iter().any(|e| e.phase == FetchPhase::Done), "a cancelled file is not done");
+
+    // The next fetch asks for the rest only and installs a verified file.
+    cancel.store(false, Ordering::SeqCst);
+    let done = fetch_tier(&manifest, &models, &root.path().join("cache"), &opts).unwrap();
+    assert_eq!(std::fs::read(&dest).unwrap(), body);
+    assert!(!partial_path(&dest).exists());
+    assert_eq!(server.ranges.lock().unwrap().last().unwrap(), &Some(format!("bytes={kept}-")), "resumed, not restarted");
+    let seen = std::mem::take(&mut *events.lock().unwrap());
+    assert_monotonic(&seen);
+    let first = seen.iter().find(|e| e.phase == FetchPhase::Downloading).unwrap();
+    assert_eq!(first.bytes, kept, "progress starts from the kept bytes");
+    let last = seen.last().unwrap();
+    assert_eq!((last.phase, last.bytes, last.total), (FetchPhase::Done, body.len() as u64, Some(body.len() as u64)));
+
+    // What the app emits: typed, tagged events.
+    let json = |e: FetchEvent| serde_json::to_value(e).unwrap();
+    let progress = json(FetchEvent::Progress(first.clone()));
+    assert_eq!((progress["kind"].as_str(), progress["phase"].as_str(), progress["bytes"].as_u64()), (Some("progress"), Some("downloading"), Some(kept)));
+    assert_eq!(json(FetchEvent::finished(Ok(done)))["files"][0]["action"], "installed");
+    assert_eq!(json(FetchEvent::finished(Err(FetchError::Cancelled)))["kind"], "cancelled");
+}
+
+#[test]
+fn a_fetch_of_chosen_models_names_an_unknown_one() {
+    let body = body();
+    let root = tempfile::tempdir().unwrap();
+    let manifest = hub_manifest(&root.path().join("manifest.toml"), &body, "http://127.0.0.1:9/never");
+    let mut opts = FetchOptions::new("hub");
+    opts.progress = false;
+    opts.models = vec!["nope".into()];
+    let err = fetch_tier(&manifest, &root.path().join("models"), &root.path().join("cache"), &opts).unwrap_err();
+    assert!(matches!(err, FetchError::UnknownModel { .. }) && err.to_string().contains("`nope`"), "{err}");
 }
 
 #[test]

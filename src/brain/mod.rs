@@ -410,6 +410,15 @@ impl Brain {
         self.llm.as_ref().is_ok_and(|llm| llm.cancel())
     }
 
+    /// Stops the LLM worker now, freeing the model (the next question starts it again).
+    /// Returns the worker's resident memory just before, when it was running.
+    pub fn unload_llm(&self) -> Option<u64> {
+        let llm = self.llm.as_ref().ok()?;
+        let rss = llm.status().rss_bytes;
+        llm.stop();
+        rss
+    }
+
     pub fn shutdown(&self) {
         if let Ok(llm) = &self.llm {
             llm.stop();

