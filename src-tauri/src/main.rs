@@ -7,13 +7,14 @@ mod tray;
 
 use engine::{Action, StateEvent};
 use roxy::config::{Config, ConfigError};
-use roxy::models::{FileReport, Manifest};
+use roxy::models::{FetchEvent, FetchOptions, FileReport, Manifest, OnProgress};
 use roxy::paths::Paths;
 use roxy::presets::{MemoryInfo, MemoryMode, PresetChoice, Tier};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::sync::Mutex;
-use tauri::{AppHandle, Manager, State, WindowEvent};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use tauri::{AppHandle, Emitter, Manager, State, WindowEvent};
 
 /// The shell's own state; the engine's lives in the engine.
 pub struct Shell {
@@ -124,6 +125,66 @@ async fn models(shell: State<'_, Shell>) -> Result<Vec<ModelView>, String> {
     .map_err(|e| e.to_string())?
 }
 
+/// Model download events (`roxy::models::FetchEvent`), shared with `ui/`.
+const MODELS_PROGRESS_EVENT: &str = "roxy://models-progress";
+
+/// The cancel flag of the model download in progress, if one is.
+#[derive(Default)]
+struct Downloads(Mutex<Option<Arc<AtomicBool>>>);
+
+/// Installs `tier`'s models (only `models` of it when given) on a blocking thread, emitting
+/// `roxy://models-progress`: progress events, then one done / error / cancelled, also returned.
+#[tauri::command]
+async fn download_models(app: AppHandle, shell: State<'_, Shell>, downloads: State<'_, Downloads>, tier: String, models: Option<Vec<String>>) -> Result<FetchEvent, String> {
+    let cancel = Arc::new(AtomicBool::new(false));
+    {
+        let mut current = downloads.0.lock().unwrap_or_else(|e| e.into_inner());
+        if current.is_some() {
+            return Err("a download is already running".into());
+        }
+        *current = Some(cancel.clone());
+    }
+    let (paths, emitter) = (shell.paths.clone(), app.clone());
+    let mut opts = FetchOptions { progress: false, models: models.unwrap_or_default(), cancel: Some(cancel), ..FetchOptions::new(&tier) };
+    opts.on_progress = Some(OnProgress(Arc::new(move |p| drop(emitter.emit(MODELS_PROGRESS_EVENT, FetchEvent::Progress(p))))));
+    let done = tauri::async_runtime::spawn_blocking(move || match Manifest::from_env() {
+        Ok(manifest) => FetchEvent::finished(roxy::models::fetch_tier(&manifest, &paths.models_dir, &paths.cache_dir, &opts)),
+        Err(e) => FetchEvent::Error { message: e.to_string() },
+    })
+    .await
+    .unwrap_or_else(|e| FetchEvent::Error { message: e.to_string() });
+    *downloads.0.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    tracing::info!(%tier, ?done, "IPC download_models");
+    let _ = app.emit(MODELS_PROGRESS_EVENT, &done);
+    Ok(done)
+}
+
+/// Asks the download in progress to stop (it keeps its bytes and resumes next time). Returns
+/// whether there was one.
+#[tauri::command]
+fn cancel_download(downloads: State<'_, Downloads>) -> bool {
+    let current = downloads.0.lock().unwrap_or_else(|e| e.into_inner());
+    current.as_ref().inspect(|c| c.store(true, Ordering::Relaxed)).is_some()
+}
+
+#[derive(Serialize)]
+struct Unloaded {
+    /// The worker's resident memory just before it stopped; `None` when it was not running.
+    freed_bytes: Option<u64>,
+}
+
+/// Stops the LLM worker now, freeing its model; the next question loads it again.
+#[tauri::command]
+fn unload_models(_live: State<'_, engine::Live>) -> Result<Unloaded, String> {
+    // engine::Live does not expose the engine's brain yet; once it does (e.g.
+    // `Live::brain() -> Option<Arc<roxy::brain::Brain>>`), this is `brain.unload_llm()`.
+    let brain: Option<Arc<roxy::brain::Brain>> = None;
+    let brain = brain.ok_or("this build of the app cannot reach the voice engine's language model yet, so nothing was unloaded")?;
+    let freed_bytes = brain.unload_llm();
+    tracing::info!(?freed_bytes, "IPC unload_models");
+    Ok(Unloaded { freed_bytes })
+}
+
 /// Timing statistics and memory for the statistics pane.
 #[derive(Serialize)]
 struct StatsView {
@@ -177,8 +238,9 @@ fn main() {
         .plugin(hotkey::plugin())
         .plugin(tauri_plugin_autostart::init(tauri_plugin_autostart::MacosLauncher::LaunchAgent, None))
         .manage(engine::Live::new())
+        .manage(Downloads::default())
         .manage(Shell { paths: paths.clone(), loop_state: Mutex::new(idle), tray_rect: Mutex::new(None), hotkey: Mutex::new((None, None)) })
-        .invoke_handler(tauri::generate_handler![doctor, settings, save_settings, models, stats, loop_state, perform])
+        .invoke_handler(tauri::generate_handler![doctor, settings, save_settings, models, stats, loop_state, perform, download_models, cancel_download, unload_models])
         .setup(move |app| {
             // A menu-bar app: no Dock icon, no app switcher entry.
             #[cfg(target_os = "macos")]
