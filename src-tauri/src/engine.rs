@@ -105,6 +105,8 @@ pub struct Live {
     api: Mutex<Option<ServerHandle>>,
     /// What answers the API's chat: the engine's own brain once it has loaded.
     chat: Arc<LateBackend>,
+    /// The engine's brain once it has loaded ("Unload now" frees its LLM).
+    brain: std::sync::OnceLock<Arc<roxy::brain::Brain>>,
 }
 
 impl Live {
@@ -119,6 +121,7 @@ impl Live {
             finished: Mutex::new(None),
             api: Mutex::new(None),
             chat: Arc::new(LateBackend::new("Roxy is still loading its models; try again in a few seconds")),
+            brain: std::sync::OnceLock::new(),
         }
     }
 
@@ -140,6 +143,11 @@ impl Live {
     /// The hotkey, per `hotkey.mode`. Toggle: a press starts listening, a press while listening
     /// stops it. Push-to-talk: a press starts listening, the release closes the utterance (what
     /// was said is answered; a pause while the key is held still ends it, as the VAD decides).
+    /// The engine's brain, once the engine has loaded.
+    pub fn brain(&self) -> Option<Arc<roxy::brain::Brain>> {
+        self.brain.get().cloned()
+    }
+
     fn hotkey(&self, pressed: bool) -> Option<Command> {
         let listening = *lock(&self.loop_state) == State::Listening;
         match (*lock(&self.hotkey_mode), pressed) {
@@ -275,6 +283,7 @@ fn run_engine(app: &AppHandle, config: Config, paths: &Paths, manifest: &Manifes
     live.loaded.store(true, Ordering::Relaxed);
     // The API's chat shares this brain (and its one LLM worker) with the voice loop.
     live.chat.set(Arc::new(BrainBackend::new(engine.shared_brain(), "roxy")));
+    let _ = live.brain.set(engine.shared_brain());
     tracing::info!(ms = t.elapsed().as_millis() as u64, "engine loaded");
 
     let mic = match Microphone::open(None) {

@@ -175,11 +175,8 @@ struct Unloaded {
 
 /// Stops the LLM worker now, freeing its model; the next question loads it again.
 #[tauri::command]
-fn unload_models(_live: State<'_, engine::Live>) -> Result<Unloaded, String> {
-    // engine::Live does not expose the engine's brain yet; once it does (e.g.
-    // `Live::brain() -> Option<Arc<roxy::brain::Brain>>`), this is `brain.unload_llm()`.
-    let brain: Option<Arc<roxy::brain::Brain>> = None;
-    let brain = brain.ok_or("this build of the app cannot reach the voice engine's language model yet, so nothing was unloaded")?;
+fn unload_models(live: State<'_, engine::Live>) -> Result<Unloaded, String> {
+    let brain = live.brain().ok_or("the voice engine has not loaded yet (or could not load), so there is no model to unload")?;
     let freed_bytes = brain.unload_llm();
     tracing::info!(?freed_bytes, "IPC unload_models");
     Ok(Unloaded { freed_bytes })
