@@ -60,6 +60,8 @@ pub struct Engine {
     metrics: Arc<Registry>,
     timers: std::sync::Mutex<Option<mpsc::Receiver<crate::brain::skills::TimerFired>>>,
     phrases: Option<Arc<PhraseCache>>,
+    /// The LLM being primed with the conversation after a turn (see [`Brain::prime`]).
+    priming: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 /// Where a reply's audio goes while it is made, and the switch that abandons it (barge-in).
@@ -146,7 +148,10 @@ impl Engine {
         let spawned = std::thread::Builder::new().name("roxy-llm-warm-up".into()).spawn(move || {
             let t = Instant::now();
             match warming.0.warm_up() {
-                Ok(()) => warming.1.record_ms(Stage::ModelLoad, ms_since(t)),
+                Ok(()) => {
+                    warming.1.record_ms(Stage::ModelLoad, ms_since(t));
+                    warming.0.prime();
+                }
                 Err(e) => tracing::warn!("the local LLM is not ready: {e}"),
             }
         });
@@ -158,7 +163,7 @@ impl Engine {
         let tts_ms = timed(t);
         let load = LoadTimes { vad_ms, wake_ms, stt_ms, brain_ms, tts_ms };
         let phrases = brain.memory().map(|m| Arc::new(PhraseCache::new(m.store().clone(), &config)));
-        Ok((Engine { vad, wake, stt, brain, tts, config, metrics, timers: std::sync::Mutex::new(Some(timers)), phrases }, load))
+        Ok((Engine { vad, wake, stt, brain, tts, config, metrics, timers: std::sync::Mutex::new(Some(timers)), phrases, priming: Default::default() }, load))
     }
 
     pub fn sample_rate(&self) -> u32 {
@@ -347,6 +352,9 @@ impl Engine {
         }
         drop(sentences_tx);
         let spoken = speaker.join().expect("the TTS thread does not panic");
+        // The user listens now: the time to get the LLM ready for the next question.
+        let brain = self.brain.clone();
+        *self.priming.lock().unwrap_or_else(|e| e.into_inner()) = std::thread::Builder::new().name("roxy-llm-prime".into()).spawn(move || brain.prime()).ok();
         let reply = answered?;
         let (audio, first) = spoken?;
 
@@ -382,6 +390,14 @@ impl Engine {
             sink.play(&chunk?.samples, self.tts.sample_rate());
         }
         Ok(())
+    }
+
+    /// Waits for the work a turn leaves running in the background (priming the LLM for the next
+    /// question), as a user's next question gives it time to finish. For benchmarks and tests.
+    pub fn settle(&self) {
+        if let Some(priming) = self.priming.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = priming.join();
+        }
     }
 
     /// Stops the LLM worker.

@@ -186,6 +186,31 @@ fn the_local_llm_answers_what_no_skill_covers() {
     f.brain.shutdown();
 }
 
+/// After a turn, priming puts the conversation into the LLM's KV cache, so the next question
+/// prefills only itself (and the recalled facts), not the whole conversation again.
+#[test]
+fn priming_leaves_only_the_new_question_to_prefill() {
+    let f = brain_with(greedy_config());
+    let first = f.brain.answer("Tell me something about the moon.", &mut |_| {}).unwrap();
+    assert_eq!(first.route, Route::Local);
+    let _ = f.brain.answer("What time is it?", &mut |_| {}).unwrap();
+    let question = "Why do cats purr?";
+    f.brain.prime();
+    let primed = f.brain.answer(question, &mut |_| {}).unwrap();
+    let (prompt, cached) = (primed.prompt_tokens.unwrap(), primed.cached_tokens.unwrap());
+    println!("primed: {cached} of {prompt} prompt tokens cached");
+    // The question with its chat markup is about 15 tokens here; no fact matches it.
+    assert!(prompt - cached <= 20, "only the new question was prefilled: {cached} of {prompt} cached");
+
+    // Without priming the skill turn in between is prefilled with the question.
+    let _ = f.brain.answer("What day is it today?", &mut |_| {}).unwrap();
+    let unprimed = f.brain.answer("Why is the sea salty?", &mut |_| {}).unwrap();
+    let missed = unprimed.prompt_tokens.unwrap() - unprimed.cached_tokens.unwrap();
+    println!("unprimed: {missed} prompt tokens prefilled");
+    assert!(missed > prompt - cached, "priming saved prefill: {missed} vs {}", prompt - cached);
+    f.brain.shutdown();
+}
+
 /// A minimal OpenAI-compatible server: records each request body and streams back an answer
 /// that repeats every placeholder it was sent (as a real model would when it uses them).
 fn fake_cloud() -> (String, Arc<Mutex<Vec<String>>>) {

@@ -111,6 +111,11 @@ pub struct Reply {
     pub tokens: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tokens_per_s: Option<f64>,
+    /// The local LLM's prompt, and how much of it came from its KV cache (see [`Brain::prime`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cached_tokens: Option<u32>,
 }
 
 /// What the brain needs from the rest of Roxy.
@@ -195,6 +200,26 @@ impl Brain {
         let llm = self.llm.as_ref().map_err(|e| BrainError::NoLlm(e.clone()))?;
         llm.load()?;
         Ok(())
+    }
+
+    /// Puts what every next LLM prompt begins with (the system prompt and the conversation so
+    /// far) into the LLM's KV cache while nobody waits, so the next question prefills only its
+    /// own tokens. Only when the LLM is already loaded: priming never loads a model.
+    pub fn prime(&self) {
+        let Ok(llm) = &self.llm else { return };
+        if !llm.status().running {
+            return;
+        }
+        let mut messages = vec![ChatMessage::new(Role::System, SYSTEM_PROMPT)];
+        if let Some(memory) = &self.memory {
+            messages.extend(memory.session_context());
+        }
+        let options = GenerateOptions { max_tokens: 0, ..self.options.clone() };
+        let t = Instant::now();
+        match llm.generate(&messages, &options, |_| {}) {
+            Ok(c) => tracing::debug!(prompt = c.stats.prompt_tokens, cached = c.stats.cached_tokens, ms = ms_since(t), "LLM primed with the conversation"),
+            Err(e) => tracing::debug!("LLM priming failed: {e}"),
+        }
     }
 
     /// Routes `utterance` without running anything (the plan is ready to run).
@@ -283,6 +308,8 @@ impl Brain {
             ms: BrainTimes { intent: intent_ms, ..Default::default() },
             tokens: None,
             tokens_per_s: None,
+            prompt_tokens: None,
+            cached_tokens: None,
         };
         match decision {
             Decision::Skill { confidence, plan, .. } => {
@@ -349,6 +376,7 @@ impl Brain {
         let stats = &completion.stats;
         let decode_ms = stats.total_ms.saturating_sub(stats.first_token_ms) as f64;
         reply.tokens = Some(stats.completion_tokens);
+        (reply.prompt_tokens, reply.cached_tokens) = (Some(stats.prompt_tokens), Some(stats.cached_tokens));
         if stats.completion_tokens > 1 && decode_ms > 0.0 {
             reply.tokens_per_s = Some(round_ms((stats.completion_tokens - 1) as f64 / (decode_ms / 1000.0)));
         }

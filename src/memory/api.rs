@@ -79,12 +79,17 @@ impl Memory {
         })
     }
 
-    /// The messages memory adds for `question`: the facts recalled for it as one system message
-    /// (none: no message), then the current conversation as user/assistant pairs, at most
-    /// `memory.session_turns` turns, oldest first.
+    /// The messages memory adds for `question`: the current conversation as user/assistant
+    /// pairs (at most `memory.session_turns` turns, oldest first), then the facts recalled for
+    /// it as one system message (none: no message).
     pub fn context_for(&self, question: &str) -> Result<Vec<ChatMessage>, MemoryError> {
         let recalled = self.recall(question, RECALLED_FACTS)?;
         Ok(chat_context(&self.session(), &recalled))
+    }
+
+    /// The conversation alone: what every next question's context begins with.
+    pub fn session_context(&self) -> Vec<ChatMessage> {
+        chat_context(&self.session(), &[])
     }
 
     /// Records an answered turn: committed to the history (with its vector, so searches re-rank

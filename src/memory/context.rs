@@ -1,20 +1,22 @@
-//! What memory adds to an LLM request: the facts recalled for the question as one system
-//! message, then the session window as user/assistant turns.
+//! What memory adds to an LLM request: the session window as user/assistant turns, then the
+//! facts recalled for the question as one system message.
 
 use super::{Fact, Session};
 use crate::llm::{ChatMessage, Role};
 
-/// Messages to put between the system prompt and the new question. Facts come first so the
-/// model reads them before the conversation; none recalled means no message at all.
+/// Messages to put between the system prompt and the new question; no facts recalled means no
+/// facts message at all.
 pub fn chat_context(session: &Session, recalled: &[(Fact, f64)]) -> Vec<ChatMessage> {
     let mut messages = Vec::with_capacity(1 + 2 * session.turns().len());
-    if !recalled.is_empty() {
-        let lines: Vec<String> = recalled.iter().map(|(f, _)| format!("- {}", f.text)).collect();
-        messages.push(ChatMessage::new(Role::System, format!("Things the user has told you before:\n{}", lines.join("\n"))));
-    }
     for turn in session.turns() {
         messages.push(ChatMessage::new(Role::User, turn.record.user_text.clone()));
         messages.push(ChatMessage::new(Role::Assistant, turn.record.reply_text.clone()));
+    }
+    // After the conversation, not before it: the facts change with every question, and
+    // everything before them stays in the LLM's KV cache from one turn to the next.
+    if !recalled.is_empty() {
+        let lines: Vec<String> = recalled.iter().map(|(f, _)| format!("- {}", f.text)).collect();
+        messages.push(ChatMessage::new(Role::System, format!("Things the user has told you before:\n{}", lines.join("\n"))));
     }
     messages
 }
@@ -26,7 +28,7 @@ mod tests {
     use std::sync::Arc;
 
     #[test]
-    fn facts_then_the_window_in_order() {
+    fn the_window_then_the_facts_in_order() {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open_in(dir.path()).unwrap());
         let mut session = Session::start(store.clone(), 2).unwrap();
@@ -40,11 +42,11 @@ mod tests {
         assert_eq!(
             shown,
             [
-                (Role::System, "Things the user has told you before:\n- My sister is Anna"),
                 (Role::User, "q1"),
                 (Role::Assistant, "a1"),
                 (Role::User, "q2"),
                 (Role::Assistant, "a2"),
+                (Role::System, "Things the user has told you before:\n- My sister is Anna"),
             ]
         );
     }
