@@ -338,12 +338,19 @@ impl Engine {
             .expect("spawning the loop's TTS thread");
 
         let mut pending = String::new();
+        let mut handed_over = false;
         let answered = self.brain.answer(heard, &mut |piece| {
             if out.cancel.load(Ordering::Relaxed) {
                 return;
             }
             pending.push_str(piece);
-            for sentence in take_sentences(&mut pending) {
+            let mut ready = take_sentences(&mut pending);
+            // The opening clause goes to TTS as soon as it is complete, not with its sentence.
+            if ready.is_empty() && !handed_over {
+                ready.extend(take_first_clause(&mut pending));
+            }
+            for sentence in ready {
+                handed_over = true;
                 let _ = sentences_tx.send((sentence, Instant::now()));
             }
         });
@@ -506,10 +513,36 @@ pub fn take_sentences(text: &mut String) -> Vec<String> {
     done
 }
 
+/// Removes and returns the opening clause of `text` (streamed LLM output) once it is complete:
+/// up to a `,` `;` or `:` that ends a word ("Sure," but not "1,000"), with the next word begun.
+pub fn take_first_clause(text: &mut String) -> Option<String> {
+    let cut = text.char_indices().find_map(|(i, c)| {
+        let rest = &text[i + c.len_utf8()..];
+        let digit_before = text[..i].chars().last().is_some_and(|c| c.is_ascii_digit());
+        let next_word_begun = rest.starts_with(char::is_whitespace) && rest.trim_start().chars().next().is_some();
+        (matches!(c, ',' | ';' | ':') && next_word_begun && !digit_before).then_some(i + c.len_utf8())
+    })?;
+    let clause = text[..cut].trim().to_string();
+    text.replace_range(..cut, "");
+    (!clause.is_empty()).then_some(clause)
+}
 
 #[cfg(test)]
 mod tests {
-    use super::{take_sentences, wake_phrase};
+    use super::{take_first_clause, take_sentences, wake_phrase};
+
+    #[test]
+    fn the_opening_clause_is_cut_once_the_next_word_has_begun() {
+        let mut text = String::from("Sure,");
+        assert_eq!(take_first_clause(&mut text), None, "the comma could still be a number's");
+        text.push_str(" I");
+        assert_eq!(take_first_clause(&mut text).as_deref(), Some("Sure,"));
+        assert_eq!(text, " I");
+        let mut text = String::from("About 1,000 people live there, mostly");
+        assert_eq!(take_first_clause(&mut text).as_deref(), Some("About 1,000 people live there,"));
+        let mut text = String::from("Paris is the capital of France");
+        assert_eq!(take_first_clause(&mut text), None);
+    }
 
     #[test]
     fn the_wake_phrase_is_cut_from_the_transcript() {
