@@ -315,7 +315,9 @@ describe("settings and statistics (engine not loaded)", { concurrency: false }, 
     await d.click(await d.find("#save"));
     const saved = await waitFor("the saved banner", () => d.exec("const b = document.getElementById('form-saved'); return !b.hidden && b.textContent"));
     assert.match(saved, /Saved to /);
-    await d.exec("document.getElementById('form-saved').scrollIntoView()");
+    // The banner and the preset at the top of the form (Save scrolled to the bottom).
+    await d.exec("document.getElementById('form-saved').scrollIntoView({ block: 'start', behavior: 'instant' })");
+    await sleep(300);
     await d.screenshot("02-settings-saved");
     const text = await waitFor(`${config} on disk`, () => fs.existsSync(config) && fs.readFileSync(config, "utf8"));
     assert.match(text, new RegExp(`^preset = "${to}"$`, "m"), text);
