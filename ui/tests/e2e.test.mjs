@@ -152,6 +152,8 @@ class Driver {
     });
   }
   async screenshot(name) {
+    // After the page's latest changes are painted.
+    await this.execAsync("const done = arguments[0]; requestAnimationFrame(() => requestAnimationFrame(() => done(true)));");
     const png = await this.cmd("GET", "/screenshot");
     fs.mkdirSync(SHOTS, { recursive: true });
     const file = path.join(SHOTS, `${name}.png`);
@@ -213,8 +215,9 @@ async function startApp(name, { models, savedStats }) {
   const driver = await Driver.start(env, path.join(SHOTS, `${name}-driver.log`));
   await driver.newSession(APP);
   await driver.switchTo("settings");
-  // The page has loaded the settings over IPC.
-  await waitFor("the settings form", () => driver.exec("return document.getElementById('config-path').textContent"), 60_000);
+  // The page has loaded the settings and the health checks over IPC and filled the form.
+  await waitFor("the settings form to fill", () =>
+    driver.exec("return !!document.querySelector('input[name=preset]:checked') && !!document.getElementById('llm.model').value && document.getElementById('state').textContent !== 'checking…'"), 60_000);
   return { root, env, driver };
 }
 
@@ -306,7 +309,8 @@ describe("settings and statistics (engine not loaded)", { concurrency: false }, 
     const config = app.env.ROXY_CONFIG;
     assert.equal(await d.exec("return document.querySelector('#config-path').textContent"), config);
     const before = await d.exec("return document.querySelector('input[name=preset]:checked')?.value");
-    const to = before === "32gb" ? "8gb" : "32gb";
+    assert.equal(before, "auto", "a fresh config shows the auto preset");
+    const to = (await d.invoke("settings")).detected === "32gb" ? "8gb" : "32gb";
     await d.screenshot("01-settings-loaded");
     await d.click(await d.find(`input[name="preset"][value="${to}"]`));
     await waitFor(`the ${to} preset to be checked`, () => d.exec(`return document.querySelector('input[name=preset][value="${to}"]').checked`));
