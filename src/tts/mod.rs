@@ -6,18 +6,14 @@
 //! playback can start after the first sentence instead of the whole answer; [`spawn_stream`]
 //! does the same on a thread, synthesising sentence N+1 while N plays.
 //!
-//! Kokoro (v1.0, the 32 GB tier's voice; not implemented yet) fits the same seam: a second
-//! `Tts` whose `synthesize_sentence` phonemises with [`espeak`] too (kokoro-js, the reference
-//! for its ONNX export, uses espeak-ng IPA), maps phonemes to ids with `tokenizer.json`'s
-//! vocab, picks the style vector for that length from the voice file (`voices/<name>.bin`:
-//! 510 × 256 f32, one row per token count), and runs `model.onnx` (`input_ids` i64 [1, N+2]
-//! padded with 0, `style` f32 [1, 256], `speed` f32 [1]) → 24 kHz audio. A Mac user downloads,
-//! per `models/manifest.toml` (`roxy models fetch --tier 32gb`), from
-//! onnx-community/Kokoro-82M-v1.0-ONNX: `onnx/model.onnx` (fp32, about 0.3 GB),
-//! `tokenizer.json` and `voices/af_heart.bin` (0.5 MB). Until it exists,
-//! `tts.voice = "kokoro-v1.0"` falls back to the bundled Piper voice with a warning.
+//! Kokoro v1.0 ([`kokoro`], 24 kHz) is the second backend behind the same seam, chosen with
+//! `tts.voice = "kokoro-v1.0"` (the Hugging Face copy the 32 GB tier downloads) or
+//! `"kokoro-v1.0-registry"` (the int8 registry copy, `roxy models fetch --tier kokoro`; also
+//! used for `kokoro-v1.0` when only it is installed). When neither is installed the configured
+//! Kokoro voice falls back to the bundled Piper voice with a warning.
 
 pub mod espeak;
+pub mod kokoro;
 pub mod normalize;
 pub mod numbers;
 pub mod piper;
@@ -25,6 +21,7 @@ pub mod sentences;
 pub mod voice;
 
 pub use normalize::normalize;
+pub use kokoro::Kokoro;
 pub use piper::PiperVoice;
 
 use crate::audio::wav::{self, WavError};
@@ -50,6 +47,10 @@ pub enum TtsError {
     ConfigMissing { path: PathBuf },
     #[error("TTS voice config {path} is invalid: {detail}. Fix: roxy models fetch --tier default reinstalls it")]
     ConfigInvalid { path: PathBuf, detail: String },
+    #[error("Kokoro voice file {path} is missing. Fix: roxy models fetch --tier kokoro (the registry copy; --tier 32gb for the Hugging Face one)")]
+    KokoroMissing { path: PathBuf },
+    #[error("Kokoro voice file {path} is damaged ({detail}). Fix: roxy models fetch --tier kokoro --force reinstalls it (--tier 32gb for the Hugging Face copy)")]
+    KokoroCorrupt { path: PathBuf, detail: String },
     #[error(transparent)]
     Runtime(#[from] OnnxError),
     #[error(transparent)]
@@ -85,12 +86,78 @@ pub trait Tts: Send + Sync {
     fn synthesize_sentence(&self, text: &str) -> Result<Vec<f32>, TtsError>;
 }
 
-/// Loads the configured voice (falling back to the installed default-tier Piper voice), checks
-/// its files against the manifest's checksums, and applies the config's scales.
-pub fn load_from_config(config: &TtsConfig, models_dir: &Path, manifest: &Manifest) -> Result<PiperVoice, TtsError> {
+/// A loaded voice of either backend.
+#[derive(Debug)]
+pub enum Voice {
+    Piper(PiperVoice),
+    Kokoro(Kokoro),
+}
+
+impl Voice {
+    /// The voice's `.onnx`.
+    pub fn model_path(&self) -> &Path {
+        match self {
+            Voice::Piper(v) => v.model_path(),
+            Voice::Kokoro(v) => v.model_path(),
+        }
+    }
+
+    /// Piper's scales; for Kokoro (deterministic, no noise inputs) no noise and a length scale
+    /// of 1 / speed.
+    pub fn scales(&self) -> Scales {
+        match self {
+            Voice::Piper(v) => v.scales(),
+            Voice::Kokoro(v) => Scales { noise_scale: 0.0, length_scale: 1.0 / v.speed(), noise_w: 0.0 },
+        }
+    }
+
+    pub fn load_ms(&self) -> f64 {
+        match self {
+            Voice::Piper(v) => v.load_ms(),
+            Voice::Kokoro(v) => v.load_ms(),
+        }
+    }
+}
+
+impl Tts for Voice {
+    fn sample_rate(&self) -> u32 {
+        match self {
+            Voice::Piper(v) => v.sample_rate(),
+            Voice::Kokoro(v) => v.sample_rate(),
+        }
+    }
+
+    fn synthesize_sentence(&self, text: &str) -> Result<Vec<f32>, TtsError> {
+        match self {
+            Voice::Piper(v) => v.synthesize_sentence(text),
+            Voice::Kokoro(v) => v.synthesize_sentence(text),
+        }
+    }
+}
+
+/// The registry copy of Kokoro v1.0 (`--tier kokoro`); it stands in for `kokoro-v1.0`.
+pub const KOKORO_REGISTRY_ID: &str = "kokoro-v1.0-registry";
+
+/// Loads the configured voice (a Kokoro voice when it is installed, else falling back to the
+/// installed default-tier Piper voice), checks its files against the manifest's checksums, and
+/// applies the config's speed and scales.
+pub fn load_from_config(config: &TtsConfig, models_dir: &Path, manifest: &Manifest) -> Result<Voice, TtsError> {
     let platform = models::current_platform();
-    // Only Piper is implemented: a configured Kokoro voice (the 32 GB preset) falls back to the
-    // bundled Piper voice rather than failing.
+    if config.voice.starts_with("kokoro") {
+        let mut candidates = vec![config.voice.as_str()];
+        if config.voice == "kokoro-v1.0" {
+            candidates.push(KOKORO_REGISTRY_ID);
+        }
+        let installed = candidates.iter().filter_map(|id| manifest.find(id, &platform)).find(|m| m.role == "tts" && m.is_present(models_dir));
+        if let Some(model) = installed {
+            if model.id != config.voice {
+                tracing::info!("TTS voice `{}` is not installed; using its registry copy `{}`", config.voice, model.id);
+            }
+            return load_kokoro(model, config, models_dir).map(Voice::Kokoro);
+        }
+    }
+    // A configured Kokoro voice that is not installed falls back to the bundled Piper voice
+    // rather than failing.
     let wanted = if config.voice.starts_with("piper-") { config.voice.as_str() } else { "" };
     let Some(resolved) = models::resolve(manifest, models_dir, "tts", wanted).filter(|r| r.id.starts_with("piper-")) else {
         // Name the first missing file, not just the model: that is what the user will look for.
@@ -121,7 +188,25 @@ pub fn load_from_config(config: &TtsConfig, models_dir: &Path, manifest: &Manife
     }
     let voice_config = voice::VoiceConfig::load(&voice::config_path(&resolved.path))?;
     let scales = Scales::from_config(config, voice_config.length_scale);
-    PiperVoice::load(&resolved.path, models_dir, Some(scales))
+    PiperVoice::load(&resolved.path, models_dir, Some(scales)).map(Voice::Piper)
+}
+
+/// An installed Kokoro model of the manifest: its files checked, then loaded with the config's
+/// speed. The model is the first file; the vocab is `tokenizer.json` or `vocab.json`; the voice
+/// is the first `voices/*.bin`.
+fn load_kokoro(model: &models::Model, config: &TtsConfig, models_dir: &Path) -> Result<Kokoro, TtsError> {
+    if let Some(bad) = models::check_model(model, models_dir).into_iter().find(|r| !r.is_ok()) {
+        let detail = bad.status.detail();
+        return Err(match bad.status {
+            models::FileStatus::Missing => TtsError::KokoroMissing { path: bad.path },
+            _ => TtsError::KokoroCorrupt { path: bad.path, detail },
+        });
+    }
+    let find = |pred: &dyn Fn(&Path) -> bool| model.files.iter().map(|f| f.path.as_path()).find(|p| pred(p)).map(|p| models_dir.join(p));
+    let not_listed = |what: &str| TtsError::KokoroCorrupt { path: model.main_path(models_dir), detail: format!("the manifest lists no {what} for `{}`", model.id) };
+    let vocab = find(&|p| p.file_name().is_some_and(|n| n == "tokenizer.json" || n == "vocab.json")).ok_or_else(|| not_listed("tokenizer.json or vocab.json"))?;
+    let voice = find(&|p| p.extension().is_some_and(|e| e == "bin") && p.parent().is_some_and(|d| d.ends_with("voices"))).ok_or_else(|| not_listed("voices/*.bin"))?;
+    Kokoro::load(&model.main_path(models_dir), &vocab, &voice, models_dir, config.speed)
 }
 
 /// How a text is cut and joined.
