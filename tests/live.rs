@@ -72,7 +72,7 @@ mod support;
 /// command is answered.
 #[test]
 fn the_wake_word_during_an_answer_interrupts_it() {
-    use roxy::audio::playback::WavSink;
+    use roxy::audio::playback::{AudioSink, WavSink};
     use roxy::live::{self, LiveEvent, LiveOptions};
     use std::sync::{mpsc, Arc};
     use std::time::Instant;
@@ -104,9 +104,24 @@ fn the_wake_word_during_an_answer_interrupts_it() {
     let mut events: Vec<LiveEvent> = Vec::new();
     let options = LiveOptions { until: Some(Instant::now() + Duration::from_secs(120)), ..Default::default() };
     let mic = live::file_source(samples, "barge_in.wav");
+    // From the wake word heard mid-answer to the speaker silent: the loop reports the state
+    // change right after it has stopped playback.
+    let (mut state, mut wake_during_answer, mut stopped_after) = (String::new(), None::<Instant>, None::<Duration>);
+    let watched = sink.clone();
     live::run(engine.clone(), &mic, sink.clone(), inbox, options, &mut |e| {
-        if let LiveEvent::Turn { n: 2, .. } = e {
-            let _ = commands.send(live::Command::Quit);
+        match e {
+            LiveEvent::Wake { .. } if state == "speaking" => wake_during_answer = Some(Instant::now()),
+            LiveEvent::State { state: s } => {
+                state = serde_json::to_value(s).unwrap().as_str().unwrap().to_string();
+                if let (Some(at), None) = (wake_during_answer, stopped_after) {
+                    assert!(!watched.is_playing(), "playback stopped before listening began");
+                    stopped_after = Some(at.elapsed());
+                }
+            }
+            LiveEvent::Turn { n: 2, .. } => {
+                let _ = commands.send(live::Command::Quit);
+            }
+            _ => {}
         }
         events.push(e.clone());
     })
@@ -136,6 +151,10 @@ fn the_wake_word_during_an_answer_interrupts_it() {
     let barge = states.windows(2).any(|w| (w[0] == "speaking" || w[0] == "thinking") && w[1] == "listening");
     assert!(barge, "barge-in: {states:?}");
     // What was heard is less than the two answers would have taken to say.
+    if let Some(stopped) = stopped_after {
+        println!("wake word during the answer → playback stopped: {:.3} ms", stopped.as_secs_f64() * 1000.0);
+        assert!(stopped < Duration::from_millis(100), "barge-in stops the audio within 100 ms: {stopped:?}");
+    }
     let heard_s = sink.heard().len() as f64 / engine.sample_rate() as f64;
     let first_s = first.map_or(0.0, |(_, t)| t.reply_audio_s);
     println!("first reply {first_s:.1} s made; heard in all {heard_s:.1} s; states {states:?}");
@@ -204,4 +223,68 @@ fn releasing_push_to_talk_ends_the_utterance() {
     let heard = turn.heard.to_lowercase();
     assert!(heard.contains("time") && !heard.contains("dragon") && !heard.contains("story"), "only what was said before the release: {heard:?}\n{shown}");
     assert!(turn.reply.starts_with("It's"), "the clock answered: {:?}", turn.reply);
+}
+
+/// The hotkey while Roxy speaks: playback stops (measured from the press to the speaker being
+/// silent, which the issue bounds at 100 ms) and Roxy listens.
+#[test]
+fn the_hotkey_while_speaking_stops_playback_at_once() {
+    use roxy::audio::playback::WavSink;
+    use roxy::coordinator::Trigger;
+    use roxy::live::{self, LiveEvent, LiveOptions};
+    use std::sync::{mpsc, Arc};
+    use std::time::Instant;
+
+    let lab = support::SpeechLab::new();
+    let input = lab.path().join("speak_then_hotkey.wav");
+    let status = std::process::Command::new("sox")
+        .arg(lab.silence(0.5, 22050))
+        .arg(lab.speak("Hey Jarvis, what time is it?", support::Voice::new("en-us", 160)))
+        .arg(&input)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (samples, _) = roxy::audio::wav::read_mono_16k(&input).unwrap();
+
+    let data = tempfile::tempdir().unwrap();
+    let manifest = roxy::models::Manifest::from_env().unwrap();
+    let metrics = Arc::new(roxy::metrics::Registry::new());
+    let (engine, _) = roxy::voice_loop::Engine::load(roxy::config::Config::default(), &models_dir(), data.path(), &manifest, metrics).expect("the default models are installed");
+    let engine = Arc::new(engine);
+    let sink = Arc::new(WavSink::new(engine.sample_rate()));
+    let (commands, inbox) = mpsc::channel();
+    let options = LiveOptions { until: Some(Instant::now() + Duration::from_secs(60)), ..Default::default() };
+    let mic = live::file_source(samples, "speak_then_hotkey.wav");
+    let (mut pressed, mut stopped_after, mut states) = (None::<Instant>, None::<Duration>, Vec::new());
+    let mut heard_at_stop = None;
+    let watched = sink.clone();
+    live::run(engine.clone(), &mic, sink.clone(), inbox, options, &mut |e| {
+        if let LiveEvent::State { state } = e {
+            let state = serde_json::to_value(state).unwrap().as_str().unwrap().to_string();
+            match (state.as_str(), pressed) {
+                ("speaking", None) => {
+                    pressed = Some(Instant::now());
+                    commands.send(live::Command::Activate(Trigger::Hotkey)).unwrap();
+                }
+                ("listening", Some(at)) if stopped_after.is_none() => {
+                    stopped_after = Some(at.elapsed());
+                    // Only the new listening chime may play now; the answer is cut.
+                    heard_at_stop = Some(watched.heard().len());
+                    commands.send(live::Command::Quit).unwrap();
+                }
+                _ => {}
+            }
+            states.push(state);
+        }
+    })
+    .unwrap();
+    engine.shutdown();
+    let stopped = stopped_after.unwrap_or_else(|| panic!("Roxy spoke, the hotkey interrupted it: {states:?}"));
+    // What reached the speaker: the first chime, then the answer until the press was handled.
+    let rate = engine.sample_rate() as f64;
+    let earcon_s = roxy::audio::wav::read_mono_16k(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/earcon.wav").as_path()).unwrap().0.len() as f64 / 16000.0;
+    let answer_heard_s = heard_at_stop.unwrap() as f64 / rate - earcon_s;
+    println!("hotkey while speaking → listening after {:.1} ms; {:.0} ms of the answer were heard", stopped.as_secs_f64() * 1000.0, answer_heard_s * 1000.0);
+    assert!(stopped < Duration::from_millis(100), "barge-in is handled within 100 ms: {stopped:?}");
+    assert!(answer_heard_s < 0.1, "the answer stopped within 100 ms of the press: {answer_heard_s:.3} s heard");
 }

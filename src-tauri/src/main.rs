@@ -194,13 +194,13 @@ struct StatsView {
     mode: MemoryMode,
 }
 
-/// The live registry the engine and the local API record into, once it holds figures; before
-/// that (no turn yet, or the engine could not load), the figures last saved by this app or by
+/// The live registry the engine and the local API record into, once it holds a turn (loading
+/// the models alone does not count); before that (or when the engine could not load), the figures last saved by this app or by
 /// a `roxy run` in a terminal.
 #[tauri::command]
 fn stats(shell: State<'_, Shell>, live: State<'_, engine::Live>) -> Result<StatsView, String> {
     let source = roxy::metrics::stats_file(&shell.paths.data_dir);
-    let live_stages = live.loaded.load(std::sync::atomic::Ordering::Relaxed).then(|| live.metrics.snapshot()).filter(|s| s.iter().any(|s| s.count > 0));
+    let live_stages = live.loaded.load(std::sync::atomic::Ordering::Relaxed).then(|| live.metrics.snapshot()).filter(|s| s.iter().any(|s| s.count > 0 && s.stage != roxy::metrics::Stage::ModelLoad));
     let (stages, note) = match live_stages {
         Some(stages) => (stages, Some(format!("Live figures from this session (saved to {} when Roxy quits); refreshed every 2 s. Times in ms.", source.display()))),
         None => match roxy::metrics::load(&source) {

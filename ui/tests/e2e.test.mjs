@@ -367,10 +367,9 @@ describe("the hotkey (engine loaded)", { concurrency: false }, () => {
     if (app && !process.env.E2E_KEEP) fs.rmSync(app.root, { recursive: true, force: true });
   });
 
-  // The stats command prefers the live registry once it holds any figure, and loading the
-  // engine records model_load: the terminal turn's figures are hidden until this session has a
-  // turn of its own. A todo until the app ignores model_load there (src-tauri/src/main.rs, stats).
-  test("with the engine loaded, a terminal turn still shows until the app has a turn of its own", { todo: "the stats command shows live figures as soon as model_load is recorded" }, async () => {
+  // Loading the engine records model_load; that alone must not hide the terminal turn's
+  // figures: the live registry is shown once this session has a turn of its own.
+  test("with the engine loaded, a terminal turn still shows until the app has a turn of its own", async () => {
     assert.ok(savedStats, "the settings suite saved no statistics");
     await checkStatsTable(app.driver, app, "04-statistics-engine-loaded");
     await app.driver.click(await app.driver.find("#tab-settings"));
