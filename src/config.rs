@@ -83,9 +83,9 @@ pub struct SttConfig {
     pub trim_audio_ctx: bool,
     /// Beam search width of the careful decode; 1 = greedy.
     pub beam_size: u32,
-    /// First decode greedily over a trimmed window (about 10x faster on a short command) and
-    /// run the careful decode only when that result looks wrong: empty, repeating, too many
-    /// words for the audio, or low token probabilities.
+    /// First decode over a window trimmed to the utterance (about 10x faster on a short
+    /// command), greedily and then with beam search, and run the careful decode only when both
+    /// look wrong: empty, repeating, too many words for the audio, or low token probabilities.
     pub fast_pass: bool,
     /// Whisper's compute threads; 0 = automatic (see `roxy::stt::auto_threads`). More threads
     /// than free cores make Whisper much slower, not faster: its threads spin while they wait.

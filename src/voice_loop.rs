@@ -148,22 +148,28 @@ impl Engine {
         let spawned = std::thread::Builder::new().name("roxy-llm-warm-up".into()).spawn(move || {
             let t = Instant::now();
             match warming.0.warm_up() {
-                Ok(()) => {
-                    warming.1.record_ms(Stage::ModelLoad, ms_since(t));
-                    warming.0.prime();
-                }
+                Ok(()) => warming.1.record_ms(Stage::ModelLoad, ms_since(t)),
                 Err(e) => tracing::warn!("the local LLM is not ready: {e}"),
             }
         });
-        if let Err(e) = spawned {
-            tracing::warn!("the LLM loads at the first question instead: {e}");
-        }
+        let warming = spawned.inspect_err(|e| tracing::warn!("the LLM loads at the first question instead: {e}")).ok();
         let t = Instant::now();
         let tts: Arc<dyn Tts> = Arc::new(tts::load_from_config(&config.tts, models_dir, manifest)?);
         let tts_ms = timed(t);
         let load = LoadTimes { vad_ms, wake_ms, stt_ms, brain_ms, tts_ms };
         let phrases = brain.memory().map(|m| Arc::new(PhraseCache::new(m.store().clone(), &config)));
-        Ok((Engine { vad, wake, stt, brain, tts, config, metrics, timers: std::sync::Mutex::new(Some(timers)), phrases, priming: Default::default() }, load))
+        // Once everything has loaded (not competing with it), the last conversation goes into
+        // the LLM's cache so the first question does not pay for it.
+        let primed = brain.clone();
+        let priming = std::thread::Builder::new()
+            .name("roxy-llm-prime".into())
+            .spawn(move || {
+                if warming.is_some_and(|w| w.join().is_ok()) {
+                    primed.prime();
+                }
+            })
+            .ok();
+        Ok((Engine { vad, wake, stt, brain, tts, config, metrics, timers: std::sync::Mutex::new(Some(timers)), phrases, priming: std::sync::Mutex::new(priming) }, load))
     }
 
     pub fn sample_rate(&self) -> u32 {
@@ -361,7 +367,19 @@ impl Engine {
         let spoken = speaker.join().expect("the TTS thread does not panic");
         // The user listens now: the time to get the LLM ready for the next question.
         let brain = self.brain.clone();
-        *self.priming.lock().unwrap_or_else(|e| e.into_inner()) = std::thread::Builder::new().name("roxy-llm-prime".into()).spawn(move || brain.prime()).ok();
+        let mut priming = self.priming.lock().unwrap_or_else(|e| e.into_inner());
+        // After the priming already under way (the one after loading may still be loading the LLM).
+        let before = priming.take();
+        *priming = std::thread::Builder::new()
+            .name("roxy-llm-prime".into())
+            .spawn(move || {
+                if let Some(before) = before {
+                    let _ = before.join();
+                }
+                brain.prime();
+            })
+            .ok();
+        drop(priming);
         let reply = answered?;
         let (audio, first) = spoken?;
 

@@ -69,7 +69,7 @@ enum Decode {
 
 /// Transcribes each (reference, file) and returns the WER over all of them, printing misses.
 fn corpus_wer(label: &str, items: &[(&str, PathBuf)], decode: Decode) -> (f64, f64) {
-    let (mut errors, mut words, mut stt_ms, mut retried) = (0, 0, 0.0, 0);
+    let (mut errors, mut words, mut stt_ms, mut retried, mut beam) = (0, 0, 0.0, 0, 0);
     for (reference, path) in items {
         let (samples, _) = wav::read_mono_16k(path).unwrap_or_else(|e| panic!("{e}"));
         let t = match decode {
@@ -78,6 +78,7 @@ fn corpus_wer(label: &str, items: &[(&str, PathBuf)], decode: Decode) -> (f64, f
             Decode::FastThenCareful => stt().transcribe_as(&samples, true, false),
         }
         .unwrap_or_else(|e| panic!("{e}"));
+        beam += usize::from(t.pass == Pass::Beam);
         if let Pass::Retried { doubt } = t.pass {
             retried += 1;
             println!("  {label}: {} decoded again ({doubt:?})", path.file_name().unwrap_or_default().to_string_lossy());
@@ -93,7 +94,7 @@ fn corpus_wer(label: &str, items: &[(&str, PathBuf)], decode: Decode) -> (f64, f
     let wer = errors as f64 / words as f64;
     let mean_ms = stt_ms / items.len() as f64;
     println!(
-        "{label}: WER {:.1} % ({errors}/{words} words, {} utterances, {retried} decoded twice), STT {mean_ms:.0} ms per utterance",
+        "{label}: WER {:.1} % ({errors}/{words} words, {} utterances; {beam} kept from the trimmed beam search, {retried} from the full window after doubts), STT {mean_ms:.0} ms per utterance",
         wer * 100.0,
         items.len()
     );
@@ -338,8 +339,8 @@ fn wer_helpers_normalise_and_count() {
 }
 
 /// Every voice at every speed, decoded three ways: the careful decode over the full 30 s window
-/// (beam 5), the same with the window trimmed, and the default fast pass (greedy, trimmed) with
-/// the careful decode when it is doubted. The numbers behind `stt.fast_pass = true`. Slow on
+/// (beam 5), the same with the window trimmed, and the default fast pass (greedy, then beam
+/// search, both trimmed and checked) with the careful decode when both are doubted. The numbers behind `stt.fast_pass = true`. Slow on
 /// two cores, so opt-in.
 #[test]
 #[ignore]

@@ -122,6 +122,8 @@ pub struct Report {
     pub slowest_turn_stage: Option<String>,
     pub wall_s: f64,
     pub rows: Vec<Row>,
+    /// Every timed turn, in order: where a slow p90 comes from.
+    pub turns: Vec<TurnFigures>,
 }
 
 /// Questions for the timed turns: skills and LLM answers, none with side effects to undo.
@@ -339,16 +341,20 @@ pub fn run(paths: &Paths, manifest: &Manifest, options: Options) -> anyhow::Resu
         slowest_turn_stage: slowest.map(str::to_string),
         wall_s: entered.elapsed().as_secs_f64(),
         rows,
+        turns,
     })
 }
 
 /// One turn's figures, in ms.
-struct TurnFigures {
-    e2e_ms: f64,
-    stt_ms: Option<f64>,
-    intent_ms: Option<f64>,
-    llm_first_token_ms: Option<f64>,
-    tts_first_audio_ms: Option<f64>,
+#[derive(Debug, Clone, Serialize)]
+pub struct TurnFigures {
+    pub heard: String,
+    pub route: crate::brain::Route,
+    pub e2e_ms: f64,
+    pub stt_ms: Option<f64>,
+    pub intent_ms: Option<f64>,
+    pub llm_first_token_ms: Option<f64>,
+    pub tts_first_audio_ms: Option<f64>,
 }
 
 /// The utterance through Whisper, then the brain and TTS; the clock starts at the end of speech.
@@ -360,7 +366,15 @@ fn one_turn(engine: &Engine, question: &str, audio: &[f32]) -> anyhow::Result<Tu
     let heard = if heard.trim().is_empty() { question.to_string() } else { heard };
     let turn = engine.respond_to_text(&heard, end_of_speech)?;
     let e2e_ms = turn.ms.e2e_first_audio.with_context(|| format!("the reply to {heard:?} made no audio"))?;
-    Ok(TurnFigures { e2e_ms, stt_ms: Some(stt_ms), intent_ms: turn.ms.intent, llm_first_token_ms: turn.ms.llm_first_token, tts_first_audio_ms: turn.ms.tts_first_audio })
+    Ok(TurnFigures {
+        heard: turn.heard,
+        route: turn.route,
+        e2e_ms,
+        stt_ms: Some(stt_ms),
+        intent_ms: turn.ms.intent,
+        llm_first_token_ms: turn.ms.llm_first_token,
+        tts_first_audio_ms: turn.ms.tts_first_audio,
+    })
 }
 
 /// Distinct routing questions: every opener with every subject.
@@ -474,6 +488,19 @@ pub fn render(report: &Report) -> String {
     }
     if let Some(stage) = &report.slowest_turn_stage {
         out.push_str(&format!("slowest stage of end of speech → first audio: {stage}\n"));
+    }
+    if let Some(t) = report.turns.iter().max_by(|a, b| a.e2e_ms.total_cmp(&b.e2e_ms)) {
+        let ms = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.0}"));
+        out.push_str(&format!(
+            "slowest turn: {:?} ({:?}) {:.0} ms = stt {} + intent {} + llm first token {} + tts first audio {} (+ waiting for the first clause)\n",
+            t.heard,
+            t.route,
+            t.e2e_ms,
+            ms(t.stt_ms),
+            ms(t.intent_ms),
+            ms(t.llm_first_token_ms),
+            ms(t.tts_first_audio_ms)
+        ));
     }
     out
 }

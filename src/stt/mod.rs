@@ -73,8 +73,9 @@ pub struct SttSettings {
     pub trim_audio_ctx: bool,
     /// Beam search width; 1 = greedy.
     pub beam_size: u32,
-    /// Decode greedily over a trimmed window first and keep the result unless it looks wrong
-    /// (see [`doubt`]); only then run the configured (careful) decode.
+    /// Decode over a trimmed window first, greedily and then with beam search, keeping the
+    /// first result that does not look wrong (see [`doubt`]); only then run the configured
+    /// (careful) decode.
     pub fast_pass: bool,
     pub threads: usize,
 }
@@ -137,9 +138,11 @@ pub struct SttTimings {
 pub enum Pass {
     /// Greedy over the trimmed window, and it passed the checks.
     Fast,
+    /// Greedy was doubted; beam search over the trimmed window passed the checks.
+    Beam,
     /// The configured decode, without a fast pass before it.
     Careful,
-    /// The configured decode after the fast pass was doubted, and why.
+    /// The configured decode after both trimmed-window decodes were doubted, and why the last was.
     Retried { doubt: Doubt },
 }
 
@@ -291,13 +294,20 @@ impl Stt {
 
         let mut pass = Pass::Careful;
         if fast_pass {
-            let fast = self.decode(samples, 1, true)?;
-            let (text, rejected) = judge(&fast);
-            match doubt(&text, rejected, fast.confidence, audio_s) {
-                None => return Ok(transcript(fast, text, rejected, Pass::Fast, timings())),
-                Some(doubt) => {
-                    tracing::debug!(?doubt, heard = %text, confidence = fast.confidence, "STT: fast pass doubted, decoding again");
-                    pass = Pass::Retried { doubt };
+            // Greedy, then beam search, both over the trimmed window: each is kept unless doubted.
+            let mut attempts = vec![(1, Pass::Fast)];
+            if self.settings.beam_size > 1 {
+                attempts.push((self.settings.beam_size, Pass::Beam));
+            }
+            for (beam, kept) in attempts {
+                let attempt = self.decode(samples, beam, true)?;
+                let (text, rejected) = judge(&attempt);
+                match doubt(&text, rejected, attempt.confidence, audio_s) {
+                    None => return Ok(transcript(attempt, text, rejected, kept, timings())),
+                    Some(doubt) => {
+                        tracing::debug!(?doubt, beam, heard = %text, confidence = attempt.confidence, "STT: trimmed-window decode doubted");
+                        pass = Pass::Retried { doubt };
+                    }
                 }
             }
         }
