@@ -186,6 +186,22 @@ fn the_local_llm_answers_what_no_skill_covers() {
     f.brain.shutdown();
 }
 
+/// The statistics pane's cache figures come from the real caches a turn uses.
+#[test]
+fn cache_rates_count_real_lookups() {
+    let f = brain_with(greedy_config());
+    for _ in 0..2 {
+        f.brain.answer("What time is it?", &mut |_| {}).unwrap();
+    }
+    let rates = f.brain.cache_rates();
+    println!("{rates:#?}");
+    let intent = rates.iter().find(|r| r.name == "intent question vectors").unwrap();
+    assert!(intent.lookups >= 2 && intent.hits >= 1, "the repeated question came from the intent cache: {intent:?}");
+    assert!(rates.iter().any(|r| r.name == "recall question vectors"));
+    assert!(rates.iter().any(|r| r.name == "response cache: tts audio"), "every response-cache kind is listed: {rates:?}");
+    f.brain.shutdown();
+}
+
 /// After a turn, priming puts the conversation into the LLM's KV cache, so the next question
 /// prefills only itself (and the recalled facts), not the whole conversation again.
 #[test]

@@ -493,6 +493,7 @@ function renderStats(view) {
   trackE2e(view.stages.find((s) => s.stage === "e2e"));
   renderChart(view.stages.find((s) => s.stage === "e2e"));
   renderMemory(view);
+  renderCaches(view.caches ?? []);
 }
 
 function num(text) {
@@ -581,6 +582,22 @@ function renderChart(e2e) {
     caption.textContent = `Spread over the saved ${e2e.count} turn${e2e.count > 1 ? "s" : ""} (min–max, box p50–p90); new turns appear as they happen.`;
   }
   figure.replaceChildren(root, caption);
+}
+
+function renderCaches(caches) {
+  const rows = caches.map((c) => {
+    const tr = document.createElement("tr");
+    const rate = c.lookups ? `${((100 * c.hits) / c.lookups).toFixed(0)} %` : "–";
+    for (const text of [c.name, String(c.hits), String(c.lookups), rate]) {
+      const td = document.createElement("td");
+      td.textContent = text;
+      tr.append(td);
+    }
+    return tr;
+  });
+  $("#caches-table tbody").replaceChildren(...rows);
+  $("#caches-table").hidden = caches.length === 0;
+  $("#caches-note").textContent = caches.length ? "" : "Cache figures appear once Roxy's models have loaded.";
 }
 
 function renderMemory(view) {

@@ -192,6 +192,8 @@ struct StatsView {
     rss_bytes: Option<u64>,
     memory: MemoryInfo,
     mode: MemoryMode,
+    /// Cache hit rates, once the engine has loaded.
+    caches: Vec<roxy::brain::CacheRate>,
 }
 
 /// The live registry the engine and the local API record into, once it holds a turn (loading
@@ -210,7 +212,8 @@ fn stats(shell: State<'_, Shell>, live: State<'_, engine::Live>) -> Result<Stats
         },
     };
     let memory = MemoryInfo::detect();
-    Ok(StatsView { stages, source, note, rss_bytes: roxy::llm::rss_bytes(std::process::id()), memory, mode: MemoryMode::for_available_memory(memory.available) })
+    let caches = live.brain().map(|b| b.cache_rates()).unwrap_or_default();
+    Ok(StatsView { stages, source, note, rss_bytes: roxy::llm::rss_bytes(std::process::id()), memory, mode: MemoryMode::for_available_memory(memory.available), caches })
 }
 
 /// The loop's current state, for a panel that just opened (later changes come as events).

@@ -91,6 +91,14 @@ pub struct BrainTimes {
     pub llm_total: Option<f64>,
 }
 
+/// One cache's use so far.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CacheRate {
+    pub name: String,
+    pub hits: u64,
+    pub lookups: u64,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Reply {
     pub route: Route,
@@ -188,6 +196,24 @@ impl Brain {
 
     pub fn intents(&self) -> &IntentMatcher {
         &self.intents
+    }
+
+    /// Hits and lookups of every cache a turn goes through, for the statistics pane: the
+    /// intent and recall question vectors (this session) and the response cache by kind (on disk).
+    pub fn cache_rates(&self) -> Vec<CacheRate> {
+        let rate = |name: &str, hits: u64, misses: u64| CacheRate { name: name.to_string(), hits, lookups: hits + misses };
+        let intents = self.intents.cache_counts();
+        let mut rates = vec![rate("intent question vectors", intents.hits, intents.misses)];
+        if let Some(memory) = &self.memory {
+            let (hits, misses) = memory.query_cache_counts();
+            rates.push(rate("recall question vectors", hits, misses));
+            let cache = crate::memory::ResponseCache::new(memory.store().clone(), &crate::config::MemoryConfig::default());
+            match cache.stats() {
+                Ok(stats) => rates.extend(stats.kinds.iter().map(|k| rate(&format!("response cache: {}", k.kind.as_str().replace('_', " ")), k.hits, k.misses))),
+                Err(e) => tracing::warn!("response cache statistics: {e}"),
+            }
+        }
+        rates
     }
 
     /// The local LLM, when a model is installed.

@@ -196,7 +196,7 @@ test("validation: clear messages at the field, nothing saved until fixed; the en
   assert.deepEqual(page.problems, []);
 });
 
-test("statistics: the per-stage table from real stats, a live e2e chart, memory", async () => {
+test("statistics: the per-stage table from real stats, a live e2e chart, memory, cache hit rates", async () => {
   const page = await open();
   await page.locator("#tab-stats").click();
   const stages = FIXTURES.stats.stages;
@@ -217,6 +217,13 @@ test("statistics: the per-stage table from real stats, a live e2e chart, memory"
   assert.equal(await page.locator("#e2e-chart svg rect.box").count(), 1, "before new turns: the saved spread");
   assert.match(await page.locator('#memory dd[data-field="Roxy app (RSS)"]').textContent(), /^179 MiB$/);
   assert.equal(await page.locator('#memory dd[data-field="Mode"]').textContent(), "FULL");
+  const caches = await page.locator("#caches-table tbody tr").evaluateAll((rows) => rows.map((r) => [...r.cells].map((c) => c.textContent)));
+  assert.deepEqual(caches, [
+    ["intent question vectors", "6", "10", "60 %"],
+    ["recall question vectors", "1", "4", "25 %"],
+    ["response cache: tts audio", "3", "4", "75 %"],
+    ["response cache: llm text", "0", "0", "–"],
+  ]);
 
   // Two turns happen while the window is open; each refresh adds a point.
   for (const turnMs of [2500, 5200]) {
