@@ -30,6 +30,11 @@ const AUDIO_CTX_MIN: i32 = 128;
 const TOKENS_BASE: f64 = 24.0;
 const TOKENS_PER_SECOND: f64 = 10.0;
 const TOKENS_MAX: i32 = 224;
+/// The trimmed-window attempts' tighter cap: past 6 words a second (about 8 tokens) their
+/// result is doubted anyway, and a repetition loop ("What time is it? What time is it? …")
+/// should not decode for long before it is.
+const FAST_TOKENS_BASE: f64 = 8.0;
+const FAST_TOKENS_PER_SECOND: f64 = 8.0;
 
 /// whisper.cpp returns nothing at all for input under one second; pad up to this with silence.
 const MIN_SAMPLES: usize = SAMPLE_RATE as usize * 11 / 10;
@@ -300,10 +305,19 @@ impl Stt {
                 attempts.push((self.settings.beam_size, Pass::Beam));
             }
             for (beam, kept) in attempts {
-                let attempt = self.decode(samples, beam, true)?;
+                // No hotter retries here: they cost up to 2 s on a poor try (measured in `roxy
+                // bench`), more than the full-window decode that a doubt leads to.
+                let mut attempt = self.decode(samples, beam, true, false)?;
                 let (text, rejected) = judge(&attempt);
                 match doubt(&text, rejected, attempt.confidence, audio_s) {
                     None => return Ok(transcript(attempt, text, rejected, kept, timings())),
+                    // The trimmed window's classic failure: the command, then copies of it.
+                    Some(Doubt::Repeats | Doubt::TooFast) if once_said(&text).is_some_and(|t| doubt(&t, None, attempt.confidence, audio_s).is_none()) => {
+                        let said = once_said(&text).unwrap_or_default();
+                        tracing::debug!(heard = %text, kept = %said, "STT: a repeated sentence kept once");
+                        attempt.segments = vec![Segment { start_s: 0.0, end_s: audio_s as f32, text: said.clone() }];
+                        return Ok(transcript(attempt, said, None, kept, timings()));
+                    }
                     Some(doubt) => {
                         tracing::debug!(?doubt, beam, heard = %text, confidence = attempt.confidence, "STT: trimmed-window decode doubted");
                         pass = Pass::Retried { doubt };
@@ -311,12 +325,15 @@ impl Stt {
                 }
             }
         }
-        let careful = self.decode(samples, self.settings.beam_size, trim_audio_ctx)?;
+        let careful = self.decode(samples, self.settings.beam_size, trim_audio_ctx, true)?;
         let (text, rejected) = judge(&careful);
         Ok(transcript(careful, text, rejected, pass, timings()))
     }
 
-    fn decode(&self, samples: &[f32], beam_size: u32, trim_audio_ctx: bool) -> Result<Decoded, SttError> {
+    /// One `whisper_full`. `retry_hotter`: whisper.cpp's own fallback, decoding again at rising
+    /// temperatures when the result looks poor (each retry a whole decoder pass); off for the
+    /// trimmed-window attempts, whose results [`doubt`] checks instead.
+    fn decode(&self, samples: &[f32], beam_size: u32, trim_audio_ctx: bool, retry_hotter: bool) -> Result<Decoded, SttError> {
         let strategy = match beam_size {
             0 | 1 => SamplingStrategy::Greedy { best_of: 1 },
             width => SamplingStrategy::BeamSearch { beam_size: width as i32, patience: -1.0 },
@@ -329,16 +346,22 @@ impl Stt {
         params.set_print_progress(false);
         params.set_print_realtime(false);
         params.set_print_timestamps(false);
-        params.set_max_tokens(max_tokens_for(samples.len()));
+        params.set_max_tokens(if retry_hotter { max_tokens_for(samples.len()) } else { fast_max_tokens_for(samples.len()) });
         if trim_audio_ctx {
             params.set_audio_ctx(audio_ctx_for(samples.len()));
         }
+        if !retry_hotter {
+            params.set_temperature_inc(0.0);
+        }
 
+        let started = Instant::now();
         let mut state = self.ctx.create_state().map_err(|e| SttError::Whisper(format!("creating a decoder state: {e}")))?;
+        let state_ms = ms_since(started);
         {
             let _turn = self.decoding.lock().unwrap_or_else(|e| e.into_inner());
             state.full(params, samples).map_err(|e| SttError::Whisper(e.to_string()))?;
         }
+        tracing::debug!(beam_size, trim_audio_ctx, state_ms, total_ms = ms_since(started), "STT decode");
 
         let eot = self.ctx.token_eot();
         let (mut prob_sum, mut prob_count) = (0.0f64, 0usize);
@@ -392,6 +415,22 @@ fn transcript(decoded: Decoded, text: String, rejected: Option<Rejection>, pass:
     Transcript { text, segments: decoded.segments, no_speech_prob: decoded.no_speech_prob, rejected: None, confidence: decoded.confidence, pass, timings }
 }
 
+/// The first sentence of `text` when everything after it only repeats it (the last copy may be
+/// cut short): "What time is it? What time is it? What ti" → "What time is it?".
+pub fn once_said(text: &str) -> Option<String> {
+    let words = |t: &str| t.split_whitespace().map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()).to_lowercase()).filter(|w| !w.is_empty()).collect::<Vec<_>>();
+    let end = text.find(['.', '?', '!'])? + 1;
+    let (first, rest) = text.split_at(end);
+    let (once, rest) = (words(first), words(rest));
+    if once.is_empty() || rest.is_empty() {
+        return None;
+    }
+    // Each copy matches word for word; the last word of all may be cut off mid-word.
+    let (last, whole) = rest.split_last()?;
+    let copies = whole.iter().zip(once.iter().cycle()).all(|(w, o)| w == o) && once[whole.len() % once.len()].starts_with(last.as_str());
+    copies.then(|| first.trim().to_string())
+}
+
 /// Words per second nobody exceeds (fast speech is about 4).
 const MAX_WORDS_PER_SECOND: f64 = 6.0;
 /// Below this mean token probability the fast pass is decoded again.
@@ -424,6 +463,11 @@ pub fn doubt(text: &str, rejected: Option<Rejection>, confidence: f32, audio_s: 
 pub fn audio_ctx_for(samples: usize) -> i32 {
     let frames = (samples as f64 / SAMPLE_RATE as f64 * AUDIO_CTX_PER_SECOND).ceil() as i32;
     (frames + AUDIO_CTX_MARGIN).clamp(AUDIO_CTX_MIN, AUDIO_CTX_FULL)
+}
+
+fn fast_max_tokens_for(samples: usize) -> i32 {
+    let seconds = samples as f64 / SAMPLE_RATE as f64;
+    ((FAST_TOKENS_BASE + FAST_TOKENS_PER_SECOND * seconds).ceil() as i32).min(TOKENS_MAX)
 }
 
 fn max_tokens_for(samples: usize) -> i32 {
@@ -510,6 +554,15 @@ mod tests {
         assert_eq!(doubt("", Some(Rejection::NonSpeech), 0.0, 1.5), Some(Doubt::Empty));
         // Short clips count as a second of audio, so a two-word command is never "too fast".
         assert_eq!(doubt("Stop talking", None, 0.9, 0.3), None);
+    }
+
+    #[test]
+    fn a_sentence_and_its_copies_is_said_once() {
+        assert_eq!(once_said("What time is it? What time is it? What ti").as_deref(), Some("What time is it?"));
+        assert_eq!(once_said("Stop. stop stop").as_deref(), Some("Stop."));
+        assert_eq!(once_said("set a timer for 5 minutes. It's set a timer for 5 minutes."), None, "not a plain copy");
+        assert_eq!(once_said("What time is it?"), None, "nothing repeated");
+        assert_eq!(once_said("What time is it? And the date?"), None);
     }
 
     #[test]
