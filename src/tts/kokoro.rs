@@ -13,7 +13,6 @@
 //! utterance of N tokens. Session and styles are loaded once; a mutex serialises `run`.
 
 use super::{espeak, Tts, TtsError};
-use ort::session::builder::GraphOptimizationLevel;
 use ort::session::Session;
 use ort::value::TensorElementType;
 use ort::value::Tensor;
@@ -29,7 +28,6 @@ pub const STYLE_DIM: usize = 256;
 pub const MAX_TOKENS: usize = 510;
 /// The espeak-ng voice for American English (kokoro-js's `a` voices, af_heart among them).
 const ESPEAK_VOICE: &str = "en-us";
-const MAX_THREADS: usize = 4;
 /// "hello." run once at load so the first sentence a user waits for does not pay for set-up.
 const WARM_UP: &str = "həlˈoʊ.";
 
@@ -69,20 +67,8 @@ impl Kokoro {
         }
         let vocab_map = load_vocab(vocab)?;
         let styles = load_styles(voice)?;
-        let env = crate::onnx::environment(models_dir)?;
-        let threads = default_threads();
         let corrupt = |detail: String| TtsError::KokoroCorrupt { path: model.into(), detail };
-        let setup = |e: String| TtsError::Inference(format!("setting up the ONNX session: {e}"));
-        let mut builder = Session::builder(&env)
-            .map_err(|e| setup(e.to_string()))?
-            .with_optimization_level(GraphOptimizationLevel::Level3)
-            .map_err(|e| setup(e.to_string()))?
-            .with_intra_threads(threads)
-            .map_err(|e| setup(e.to_string()))?
-            // As for Piper: spinning workers take the cores Whisper and the LLM need.
-            .with_intra_op_spinning(false)
-            .map_err(|e| setup(e.to_string()))?;
-        let session = builder.commit_from_file(model).map_err(|e| corrupt(e.to_string()))?;
+        let (session, threads) = super::open_session(model, models_dir, corrupt)?;
         let names: Vec<&str> = session.inputs().iter().map(|i| i.name()).collect();
         let Some(ids_input) = ["input_ids", "tokens"].into_iter().find(|n| names.contains(n)) else {
             return Err(corrupt(format!("it has no `input_ids` or `tokens` input (inputs: {names:?}); it is not a Kokoro model")));
@@ -298,10 +284,6 @@ fn load_styles(path: &Path) -> Result<Vec<f32>, TtsError> {
         return Err(corrupt("it holds non-finite values".into()));
     }
     Ok(styles)
-}
-
-fn default_threads() -> usize {
-    (std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2) / 2).clamp(1, MAX_THREADS)
 }
 
 #[cfg(test)]

@@ -6,15 +6,12 @@
 
 use super::voice::{self, VoiceConfig};
 use super::{espeak, Scales, Tts, TtsError};
-use ort::session::builder::GraphOptimizationLevel;
 use ort::session::Session;
 use ort::value::Tensor;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Instant;
 
-/// More intra-op threads than this do not make a medium Piper voice faster on one sentence.
-const MAX_THREADS: usize = 4;
 /// A short utterance ("hello") run once at load.
 const WARM_UP: &str = "həlˈoʊ.";
 
@@ -44,21 +41,8 @@ impl PiperVoice {
         }
         let config = VoiceConfig::load(&voice::config_path(model))?;
         let scales = scales.unwrap_or(Scales { noise_scale: config.noise_scale, length_scale: config.length_scale, noise_w: config.noise_w });
-        let env = crate::onnx::environment(models_dir)?;
-        let threads = default_threads();
         let corrupt = |detail: String| TtsError::VoiceCorrupt { path: model.into(), detail };
-        let setup = |e: String| TtsError::Inference(format!("setting up the ONNX session: {e}"));
-        let mut builder = Session::builder(&env)
-            .map_err(|e| setup(e.to_string()))?
-            .with_optimization_level(GraphOptimizationLevel::Level3)
-            .map_err(|e| setup(e.to_string()))?
-            .with_intra_threads(threads)
-            .map_err(|e| setup(e.to_string()))?
-            // Spinning workers burn the cores Whisper and the LLM need (measured: with it on,
-            // two threads were 1.3-1.8x slower on a loaded two-core machine).
-            .with_intra_op_spinning(false)
-            .map_err(|e| setup(e.to_string()))?;
-        let session = builder.commit_from_file(model).map_err(|e| corrupt(e.to_string()))?;
+        let (session, threads) = super::open_session(model, models_dir, corrupt)?;
         let names: Vec<&str> = session.inputs().iter().map(|i| i.name()).collect();
         for required in ["input", "input_lengths", "scales"] {
             if !names.contains(&required) {
@@ -119,13 +103,6 @@ impl PiperVoice {
         // VITS output can overshoot slightly; clip rather than wrap when written as 16-bit.
         Ok(audio.iter().map(|s| s.clamp(-1.0, 1.0)).collect())
     }
-}
-
-/// Half the cores, at most [`MAX_THREADS`]: TTS runs while Whisper or the LLM worker is busy
-/// (sentence N+1 is made while the LLM still generates); on a loaded two-core machine one
-/// thread gave first audio in ~110 ms where two spinning threads took 180-560 ms.
-fn default_threads() -> usize {
-    (std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2) / 2).clamp(1, MAX_THREADS)
 }
 
 impl Tts for PiperVoice {
