@@ -90,42 +90,48 @@ impl ChatBackend for LlmBackend {
     }
 
     fn chat(&self, request: ChatRequest) -> ChatStream {
-        // Small buffer: a slow reader slows generation instead of piling text up.
-        let (tx, rx) = tokio::sync::mpsc::channel(32);
-        let llm = self.llm.clone();
-        let metrics = self.metrics.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut reader_gone = false;
-            let result = llm.generate(&request.messages, &request.options, |piece| {
-                if !reader_gone && tx.blocking_send(Ok(ChatEvent::Text(piece.to_string()))).is_err() {
-                    // The client went away: stop spending compute on it.
-                    reader_gone = true;
-                    llm.cancel();
-                }
-            });
-            let last = match result {
-                Ok(completion) => {
-                    let s = &completion.stats;
-                    if s.stop_reason != StopReason::Cancelled {
-                        metrics.record_ms(Stage::LlmFirstToken, s.first_token_ms as f64);
-                        metrics.record_ms(Stage::LlmTotal, s.total_ms as f64);
-                    }
-                    let finish_reason = match s.stop_reason {
-                        StopReason::MaxTokens | StopReason::ContextFull => FinishReason::Length,
-                        StopReason::Eos | StopReason::StopString | StopReason::Cancelled => FinishReason::Stop,
-                    };
-                    Ok(ChatEvent::Done(ChatDone { finish_reason, prompt_tokens: s.prompt_tokens, completion_tokens: s.completion_tokens }))
-                }
-                Err(e) => Err(chat_error(e)),
+        let (llm, metrics) = (self.llm.clone(), self.metrics.clone());
+        let cancel = self.llm.clone();
+        stream_blocking(move || { cancel.cancel(); }, move |say| {
+            let completion = llm.generate(&request.messages, &request.options, say).map_err(chat_error)?;
+            let s = &completion.stats;
+            if s.stop_reason != StopReason::Cancelled {
+                metrics.record_ms(Stage::LlmFirstToken, s.first_token_ms as f64);
+                metrics.record_ms(Stage::LlmTotal, s.total_ms as f64);
+            }
+            let finish_reason = match s.stop_reason {
+                StopReason::MaxTokens | StopReason::ContextFull => FinishReason::Length,
+                StopReason::Eos | StopReason::StopString | StopReason::Cancelled => FinishReason::Stop,
             };
-            let _ = tx.blocking_send(last);
-        });
-        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }).boxed()
+            Ok(ChatEvent::Done(ChatDone { finish_reason, prompt_tokens: s.prompt_tokens, completion_tokens: s.completion_tokens }))
+        })
     }
 
     fn external_memory_bytes(&self) -> Option<u64> {
         self.llm.status().rss_bytes
     }
+}
+
+/// Runs `work` on a blocking thread and streams it: each piece it says goes to the client, and
+/// its result is the last event. When the client goes away, `cancel` runs once, so no compute is
+/// spent on nobody. A small buffer: a slow reader slows generation instead of piling text up.
+fn stream_blocking<W>(cancel: impl Fn() + Send + 'static, work: W) -> ChatStream
+where
+    W: FnOnce(&mut dyn FnMut(&str)) -> Result<ChatEvent, ChatError> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(32);
+    tokio::task::spawn_blocking(move || {
+        let mut reader_gone = false;
+        let mut say = |piece: &str| {
+            if !reader_gone && tx.blocking_send(Ok(ChatEvent::Text(piece.to_string()))).is_err() {
+                reader_gone = true;
+                cancel();
+            }
+        };
+        let last = work(&mut say);
+        let _ = tx.blocking_send(last);
+    });
+    futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }).boxed()
 }
 
 fn chat_error(e: LlmError) -> ChatError {
@@ -174,29 +180,18 @@ impl ChatBackend for BrainBackend {
     }
 
     fn chat(&self, request: ChatRequest) -> ChatStream {
-        let (tx, rx) = tokio::sync::mpsc::channel(32);
-        let brain = self.brain.clone();
-        tokio::task::spawn_blocking(move || {
+        let (brain, cancel) = (self.brain.clone(), self.brain.clone());
+        stream_blocking(move || { cancel.cancel(); }, move |say| {
             let question = request.messages.iter().rev().find(|m| m.role == crate::llm::Role::User).map(|m| m.content.clone()).unwrap_or_default();
             if question.trim().is_empty() {
-                let _ = tx.blocking_send(Err(ChatError::Failed("the request has no user message to answer".into())));
-                return;
+                return Err(ChatError::Failed("the request has no user message to answer".into()));
             }
-            let mut reader_gone = false;
-            let result = brain.answer(&question, &mut |piece| {
-                if !reader_gone && tx.blocking_send(Ok(ChatEvent::Text(piece.to_string()))).is_err() {
-                    reader_gone = true;
-                    brain.cancel();
-                }
-            });
-            let last = match result {
+            match brain.answer(&question, say) {
                 Ok(reply) => Ok(ChatEvent::Done(ChatDone { finish_reason: FinishReason::Stop, prompt_tokens: 0, completion_tokens: reply.tokens.unwrap_or(0) })),
                 Err(crate::brain::BrainError::NoLlm(e)) => Err(ChatError::Unavailable(e)),
                 Err(e) => Err(ChatError::Failed(e.to_string())),
-            };
-            let _ = tx.blocking_send(last);
-        });
-        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }).boxed()
+            }
+        })
     }
 
     fn external_memory_bytes(&self) -> Option<u64> {
