@@ -225,6 +225,15 @@ pub fn load(path: &Path) -> Result<Vec<StageStats>, StatsFileError> {
 }
 
 /// The table `roxy stats` prints and the settings pane mirrors.
+/// "within", "OVER", or nothing when there is no target: the status column of the text tables.
+pub fn status_label(within: Option<bool>) -> &'static str {
+    match within {
+        Some(true) => "within",
+        Some(false) => "OVER",
+        None => "",
+    }
+}
+
 pub fn render(stats: &[StageStats]) -> String {
     let mut out = format!(
         "{:<16} {:>6} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}  {}\n",
@@ -232,11 +241,7 @@ pub fn render(stats: &[StageStats]) -> String {
     );
     for s in stats {
         let target = s.target_ms.map_or("-".to_string(), |t| format!("{t:.0}"));
-        let status = match s.within_target {
-            Some(true) => "within",
-            Some(false) => "OVER",
-            None => "",
-        };
+        let status = status_label(s.within_target);
         out.push_str(&format!(
             "{:<16} {:>6} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9}  {}\n",
             s.stage.name(),

@@ -470,11 +470,7 @@ pub fn render(report: &Report) -> String {
             let op = if t.op == "<=" { "≤" } else { "≥" };
             if t.on == "ratio" { format!("ratio {op} {}", t.limit) } else { format!("{op} {} {}", t.limit, r.unit) }
         });
-        let status = match r.within {
-            Some(true) => "within",
-            Some(false) => "OVER",
-            None => "",
-        };
+        let status = crate::metrics::status_label(r.within);
         out.push_str(&format!(
             "{:<10} {:<72} {:>12} {:>14} {:>7} {:>12} {:>7}\n",
             r.stage,
