@@ -309,20 +309,21 @@ impl Stt {
                 // bench`), more than the full-window decode that a doubt leads to.
                 let mut attempt = self.decode(samples, beam, true, false)?;
                 let (text, rejected) = judge(&attempt);
-                match doubt(&text, rejected, attempt.confidence, audio_s) {
-                    None => return Ok(transcript(attempt, text, rejected, kept, timings())),
-                    // The trimmed window's classic failure: the command, then copies of it.
-                    Some(Doubt::Repeats | Doubt::TooFast) if once_said(&text).is_some_and(|t| doubt(&t, None, attempt.confidence, audio_s).is_none()) => {
-                        let said = once_said(&text).unwrap_or_default();
-                        tracing::debug!(heard = %text, kept = %said, "STT: a repeated sentence kept once");
-                        attempt.segments = vec![Segment { start_s: 0.0, end_s: audio_s as f32, text: said.clone() }];
-                        return Ok(transcript(attempt, said, None, kept, timings()));
-                    }
-                    Some(doubt) => {
-                        tracing::debug!(?doubt, beam, heard = %text, confidence = attempt.confidence, "STT: trimmed-window decode doubted");
-                        pass = Pass::Retried { doubt };
-                    }
+                let Some(why) = doubt(&text, rejected, attempt.confidence, audio_s) else {
+                    return Ok(transcript(attempt, text, rejected, kept, timings()));
+                };
+                // The trimmed window's classic failure: the command, then copies of it.
+                let said_once = matches!(why, Doubt::Repeats | Doubt::TooFast)
+                    .then(|| once_said(&text))
+                    .flatten()
+                    .filter(|said| doubt(said, None, attempt.confidence, audio_s).is_none());
+                if let Some(said) = said_once {
+                    tracing::debug!(heard = %text, kept = %said, "STT: a repeated sentence kept once");
+                    attempt.segments = vec![Segment { start_s: 0.0, end_s: audio_s as f32, text: said.clone() }];
+                    return Ok(transcript(attempt, said, None, kept, timings()));
                 }
+                tracing::debug!(doubt = ?why, beam, heard = %text, confidence = attempt.confidence, "STT: trimmed-window decode doubted");
+                pass = Pass::Retried { doubt: why };
             }
         }
         let careful = self.decode(samples, self.settings.beam_size, trim_audio_ctx, true)?;
