@@ -197,6 +197,11 @@ impl Engine {
         &self.stt
     }
 
+    /// The voice replies are spoken with.
+    pub fn tts(&self) -> &dyn Tts {
+        self.tts.as_ref()
+    }
+
     pub fn vad_model(&self) -> &Arc<SileroVad> {
         &self.vad
     }
@@ -351,12 +356,13 @@ impl Engine {
             }
             pending.push_str(piece);
             let mut ready = take_sentences(&mut pending);
-            // The opening clause goes to TTS as soon as it is complete, not with its sentence.
+            // The opening goes to TTS as soon as it is complete, not with its sentence.
             if ready.is_empty() && !handed_over {
-                ready.extend(take_first_clause(&mut pending));
+                ready.extend(take_opening(&mut pending));
             }
             for sentence in ready {
                 handed_over = true;
+                tracing::debug!(after_ms = ms_since(since), %sentence, "speech handed to TTS");
                 let _ = sentences_tx.send((sentence, Instant::now()));
             }
         });
@@ -496,7 +502,8 @@ pub fn write_replies(path: &Path, turns: &[Turn], sample_rate: u32) -> Result<()
 
 /// Removes and returns the finished sentences at the front of `text` (streamed LLM output),
 /// leaving the unfinished rest. Conservative: a sentence ends at `.`, `!` or `?` followed by
-/// a space and a capital (or a newline), not after a digit ("3.5") or a short abbreviation.
+/// a space and a capital or digit (or a newline), not after a list number ("1. Open") or a short
+/// abbreviation. "3.5" never ends one: no space follows its period.
 pub fn take_sentences(text: &mut String) -> Vec<String> {
     const ABBREVIATIONS: [&str; 9] = ["mr", "mrs", "ms", "dr", "st", "vs", "etc", "e.g", "i.e"];
     let mut done = Vec::new();
@@ -511,8 +518,7 @@ pub fn take_sentences(text: &mut String) -> Vec<String> {
                 '!' | '?' => matches!(next, Some(' ')) && after.is_some(),
                 '.' => {
                     let word: String = text[..i].chars().rev().take_while(|c| c.is_alphanumeric() || *c == '.').collect::<Vec<_>>().into_iter().rev().collect();
-                    let digit_before = text[..i].chars().last().is_some_and(|c| c.is_ascii_digit());
-                    matches!(next, Some(' ')) && after.is_some_and(|a| a.is_uppercase() || a == '"') && !digit_before && !ABBREVIATIONS.contains(&word.to_lowercase().as_str())
+                    matches!(next, Some(' ')) && after.is_some_and(|a| a.is_uppercase() || a.is_ascii_digit() || a == '"') && !list_number(&text[..i]) && !ABBREVIATIONS.contains(&word.to_lowercase().as_str())
                 }
                 _ => false,
             };
@@ -531,35 +537,70 @@ pub fn take_sentences(text: &mut String) -> Vec<String> {
     done
 }
 
-/// Removes and returns the opening clause of `text` (streamed LLM output) once it is complete:
-/// up to a `,` `;` or `:` that ends a word ("Sure," but not "1,000"), with the next word begun.
-pub fn take_first_clause(text: &mut String) -> Option<String> {
-    let cut = text.char_indices().find_map(|(i, c)| {
-        let rest = &text[i + c.len_utf8()..];
-        let digit_before = text[..i].chars().last().is_some_and(|c| c.is_ascii_digit());
-        let next_word_begun = rest.starts_with(char::is_whitespace) && rest.trim_start().chars().next().is_some();
-        (matches!(c, ',' | ';' | ':') && next_word_begun && !digit_before).then_some(i + c.len_utf8())
-    })?;
-    let clause = text[..cut].trim().to_string();
-    text.replace_range(..cut, "");
-    (!clause.is_empty()).then_some(clause)
+/// Whether `before` (text up to a period) ends in a list item's number: digits that open the
+/// text, a line or a sentence, or follow a colon ("Steps: 1."), unlike "born in 1867.".
+fn list_number(before: &str) -> bool {
+    let digits = before.trim_end_matches(|c: char| c.is_ascii_digit());
+    if digits.len() == before.len() {
+        return false;
+    }
+    let lead = digits.trim_end_matches([' ', '\t']);
+    lead.is_empty() || lead.ends_with(['\n', ':', '.', '!', '?'])
+}
+
+/// Removes and returns the opening of `text` (streamed LLM output) once it is complete: up to
+/// a clause mark ("Sure,") or a phrase opener ("The sky looks blue | because"); see
+/// [`tts::sentences::first_cut`].
+pub fn take_opening(text: &mut String) -> Option<String> {
+    let cut = tts::sentences::first_cut(text, false)?;
+    let head = cut.head(text);
+    text.replace_range(..cut.tail_start, "");
+    (!head.is_empty()).then_some(head)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{take_first_clause, take_sentences, wake_phrase};
+    use super::{take_opening, take_sentences, wake_phrase};
 
     #[test]
     fn the_opening_clause_is_cut_once_the_next_word_has_begun() {
         let mut text = String::from("Sure,");
-        assert_eq!(take_first_clause(&mut text), None, "the comma could still be a number's");
+        assert_eq!(take_opening(&mut text), None, "the comma could still be a number's");
         text.push_str(" I");
-        assert_eq!(take_first_clause(&mut text).as_deref(), Some("Sure,"));
-        assert_eq!(text, " I");
+        assert_eq!(take_opening(&mut text).as_deref(), Some("Sure,"));
+        assert_eq!(text, "I");
         let mut text = String::from("About 1,000 people live there, mostly");
-        assert_eq!(take_first_clause(&mut text).as_deref(), Some("About 1,000 people live there,"));
+        assert_eq!(take_opening(&mut text).as_deref(), Some("About 1,000 people live there,"));
         let mut text = String::from("Paris is the capital of France");
-        assert_eq!(take_first_clause(&mut text), None);
+        assert_eq!(take_opening(&mut text), None);
+    }
+
+    #[test]
+    fn a_long_opening_is_cut_before_a_phrase_opener_once_it_is_a_whole_word() {
+        let mut text = String::from("The sky looks blue because");
+        assert_eq!(take_opening(&mut text), None, "`because` could still grow");
+        text.push_str(" sunlight");
+        assert_eq!(take_opening(&mut text).as_deref(), Some("The sky looks blue,"));
+        assert_eq!(text, "because sunlight");
+        // A joiner waits for the word after it: a clause, or not.
+        let mut text = String::from("A famous fact about cats is that");
+        assert_eq!(take_opening(&mut text), None);
+        text.push_str(" they ");
+        assert_eq!(take_opening(&mut text).as_deref(), Some("A famous fact about cats is,"));
+        let mut text = String::from("Sleeping better is all about a healthy and happy routine ");
+        assert_eq!(take_opening(&mut text), None);
+        let mut text = String::from("Cats sleep because ");
+        assert_eq!(take_opening(&mut text), None, "too few words before it");
+    }
+
+    #[test]
+    fn a_sentence_may_end_in_a_number_but_not_at_a_list_number() {
+        let (done, rest) = feed(&["It was found in 1867. In 1871, he", " wrote"]);
+        assert_eq!(done, vec!["It was found in 1867."]);
+        assert_eq!(rest.trim(), "In 1871, he wrote");
+        let (done, rest) = feed(&["Steps: 1. Open the app. 2. Close it. Done"]);
+        assert_eq!(done, vec!["Steps: 1. Open the app.", "2. Close it."]);
+        assert_eq!(rest.trim(), "Done");
     }
 
     #[test]

@@ -214,8 +214,9 @@ fn load_kokoro(model: &models::Model, config: &TtsConfig, models_dir: &Path) -> 
 pub struct StreamOptions {
     /// Silence after each sentence but the last, as Piper does between sentences.
     pub sentence_silence_ms: u32,
-    /// Synthesise the first sentence's first clause on its own ("Sure," before "I set a timer
-    /// for ten minutes."): the first audio is ready after a few words instead of a sentence.
+    /// Synthesise the first sentence's opening on its own ("Sure," before "I set a timer for
+    /// ten minutes.", or a long opening up to a phrase boundary; see
+    /// [`sentences::first_cut`]): the first audio is ready after a few words, not a sentence.
     pub early_first_clause: bool,
 }
 
@@ -298,7 +299,7 @@ pub fn stream<'a>(tts: &'a dyn Tts, text: &str, options: StreamOptions) -> Strea
     let started = Instant::now();
     let mut sentences: VecDeque<(String, bool)> = sentences::split(&normalize(text)).into_iter().map(|s| (s, true)).collect();
     if options.early_first_clause {
-        if let Some((head, tail)) = sentences.front().and_then(|(first, _)| sentences::split_first_clause(first)) {
+        if let Some((head, tail)) = sentences.front().and_then(|(first, _)| sentences::split_opening(first)) {
             sentences.pop_front();
             sentences.push_front((tail, true));
             sentences.push_front((head, false));

@@ -8,34 +8,105 @@
 /// would otherwise hold back the first audio by its whole length.
 pub const MAX_CHARS: usize = 240;
 
-/// Words either side of a clause mark for [`split_first_clause`] to cut there: a lone "Well,"
-/// is fine to say first, but a cut that leaves a one-word tail sounds clipped.
+/// Words before a clause mark for [`first_cut`] to cut there: a lone "Well," is fine to say
+/// first; and words after it in a whole sentence, as a one-word tail sounds clipped.
 const MIN_CLAUSE_WORDS: usize = 1;
 const MIN_TAIL_WORDS: usize = 3;
+/// Words before a phrase opener for [`first_cut`] to cut there: shorter heads sound chopped.
+const MIN_PHRASE_WORDS: usize = 4;
 
-/// Cuts a sentence after its first clause mark (`,` `;` `:`), so a first audio chunk can be made
-/// from a few words while the rest is synthesised: "Sure, I set a timer for ten minutes." →
-/// ("Sure,", "I set a timer for ten minutes."). `None` when there is no good place.
-pub fn split_first_clause(sentence: &str) -> Option<(String, String)> {
-    let mut words = 0;
-    for (i, c) in sentence.char_indices() {
-        if c.is_whitespace() {
-            continue;
-        }
-        let word_start = i == 0 || sentence[..i].ends_with(char::is_whitespace);
-        if word_start {
-            words += 1;
-        }
-        let at_word_end = sentence[i + c.len_utf8()..].starts_with(char::is_whitespace);
-        if matches!(c, ',' | ';' | ':') && at_word_end && words >= MIN_CLAUSE_WORDS {
-            let (head, tail) = sentence.split_at(i + c.len_utf8());
-            if tail.split_whitespace().count() >= MIN_TAIL_WORDS {
-                return Some((head.trim().to_string(), tail.trim().to_string()));
-            }
+/// Subordinators and relatives: a speaker may pause before them ("The sky looks blue | because
+/// sunlight scatters").
+const PHRASE_OPENERS: [&str; 15] =
+    ["because", "which", "who", "whose", "whom", "where", "when", "while", "although", "though", "unless", "until", "since", "whereas", "whether"];
+/// Words before a late opener for [`first_cut`] to cut there: only a long head is worth a cut
+/// before a looser boundary.
+const MIN_LATE_WORDS: usize = 8;
+/// Looser phrase boundaries, for long heads: a verb after a long subject ("One of the best ways
+/// to sleep well | is to"), a preposition that opens an adverbial ("scattering of sunlight | by
+/// tiny molecules"). Not "of" or "to", which bind to the words before them.
+const LATE_OPENERS: [&str; 16] =
+    ["is", "are", "was", "were", "by", "with", "for", "from", "through", "during", "in", "on", "at", "into", "without", "like"];
+/// Words that open a phrase only when a clause follows: "and they", "that the sky", but not
+/// "healthy and happy" or "I like that song".
+const JOINERS: [&str; 5] = ["and", "but", "or", "so", "that"];
+/// Pronouns and determiners: what makes a joiner open a clause.
+const CLAUSE_STARTS: [&str; 40] = [
+    "i", "you", "he", "she", "it", "we", "they", "this", "that", "these", "those", "there", "the", "a", "an", "my", "your", "his", "her",
+    "its", "our", "their", "i'm", "you're", "he's", "she's", "it's", "we're", "they're", "there's", "that's", "i've", "you've", "we've",
+    "they've", "i'll", "you'll", "it'll", "we'll", "they'll",
+];
+
+/// Where the first piece of a text to speak ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cut {
+    /// Byte index the head ends at.
+    pub head_end: usize,
+    /// Byte index the tail starts at.
+    pub tail_start: usize,
+    /// The head ends with its own clause mark; otherwise it was cut before a phrase opener.
+    pub at_clause_mark: bool,
+}
+
+impl Cut {
+    /// The head to speak: a head cut before a phrase opener gets a comma, so the voice's
+    /// intonation stays unfinished and a short pause joins it to the tail.
+    pub fn head(&self, text: &str) -> String {
+        let head = text[..self.head_end].trim();
+        if self.at_clause_mark { head.to_string() } else { format!("{head},") }
+    }
+}
+
+/// The first place to cut `text` so its opening can be spoken while the rest is made: after a
+/// clause mark ("Sure, | I set a timer"), or, before any mark, in front of a phrase opener once
+/// [`MIN_PHRASE_WORDS`] words precede it ("The sky looks blue | because sunlight scatters"), or
+/// of a late opener once [`MIN_LATE_WORDS`] do.
+/// A mark right after a digit may be a number's ("1,000"), so it is not one.
+///
+/// With `whole` false, `text` is the unfinished start of a stream: a word counts only once
+/// whitespace follows it ("and" may still become "android"), and `None` may mean "not yet".
+pub fn first_cut(text: &str, whole: bool) -> Option<Cut> {
+    let words: Vec<(usize, &str)> = text.split_whitespace().map(|w| (w.as_ptr() as usize - text.as_ptr() as usize, w)).collect();
+    let complete = |k: usize| words.get(k).is_some_and(|&(at, w)| whole || at + w.len() < text.len());
+    for (k, &(at, word)) in words.iter().enumerate() {
+        if !complete(k) {
             return None;
+        }
+        let bare = bare_word(word);
+        let opens = PHRASE_OPENERS.contains(&bare.as_str())
+            || (JOINERS.contains(&bare.as_str()) && complete(k + 1) && CLAUSE_STARTS.contains(&bare_word(words[k + 1].1).as_str()));
+        if (k >= MIN_PHRASE_WORDS && opens) || (k >= MIN_LATE_WORDS && LATE_OPENERS.contains(&bare.as_str())) {
+            let tail_words = words.len() - k;
+            let (prev_at, prev) = words[k - 1];
+            return (!whole || tail_words >= MIN_TAIL_WORDS).then_some(Cut { head_end: prev_at + prev.len(), tail_start: at, at_clause_mark: false });
+        }
+        if JOINERS.contains(&bare.as_str()) && !complete(k + 1) {
+            return None;
+        }
+        let mut chars = word.chars().rev();
+        let mark = chars.next().is_some_and(|c| matches!(c, ',' | ';' | ':'));
+        let after_digit = chars.next().is_some_and(|c| c.is_ascii_digit());
+        if mark && !after_digit && k + 1 >= MIN_CLAUSE_WORDS {
+            let tail_words = words.len() - k - 1;
+            let enough = if whole { tail_words >= MIN_TAIL_WORDS } else { tail_words > 0 };
+            let end = at + word.len();
+            return enough.then_some(Cut { head_end: end, tail_start: words.get(k + 1).map_or(text.len(), |w| w.0), at_clause_mark: true });
         }
     }
     None
+}
+
+/// Lower case, without surrounding punctuation, with a plain apostrophe ("They’re," → "they're").
+fn bare_word(word: &str) -> String {
+    word.trim_matches(|c: char| !c.is_alphanumeric()).replace('’', "'").to_lowercase()
+}
+
+/// Cuts a whole sentence where [`first_cut`] does, so a first audio chunk can be made from a few
+/// words while the rest is synthesised: "Sure, I set a timer for ten minutes." → ("Sure,",
+/// "I set a timer for ten minutes."). `None` when there is no good place.
+pub fn split_opening(sentence: &str) -> Option<(String, String)> {
+    let cut = first_cut(sentence, true)?;
+    Some((cut.head(sentence), sentence[cut.tail_start..].trim().to_string()))
 }
 
 /// Splits `text` into trimmed, non-empty sentences, each keeping its closing punctuation.
@@ -131,13 +202,35 @@ mod tests {
 
     #[test]
     fn first_clause_is_cut_where_it_helps() {
-        let cut = split_first_clause;
+        let cut = split_opening;
         assert_eq!(cut("Sure, I set a timer for ten minutes."), Some(("Sure,".into(), "I set a timer for ten minutes.".into())));
         assert_eq!(cut("In London today: sunny and warm."), Some(("In London today:".into(), "sunny and warm.".into())));
         // Tail too short, or no clause mark.
         assert_eq!(cut("Yes, of course."), None);
         assert_eq!(cut("I set a timer for ten minutes."), None);
         assert_eq!(cut(""), None);
+    }
+
+    #[test]
+    fn a_long_opening_without_a_mark_is_cut_before_a_phrase_opener() {
+        let cut = split_opening;
+        // The head gets a comma, so it is spoken as unfinished.
+        assert_eq!(cut("The sky looks blue because sunlight scatters."), Some(("The sky looks blue,".into(), "because sunlight scatters.".into())));
+        assert_eq!(cut("Fun fact: cats sleep a lot."), Some(("Fun fact:".into(), "cats sleep a lot.".into())));
+        assert_eq!(cut("One famous fact about cats is that they purr when happy."), Some(("One famous fact about cats is,".into(), "that they purr when happy.".into())));
+        // Joiners open a phrase only before a clause; openers need four words before them.
+        assert_eq!(cut("A healthy diet is light and simple food."), None);
+        assert_eq!(cut("I really like that song a lot."), None);
+        assert_eq!(cut("Cats purr when happy or calm."), None);
+        // The first place wins, mark or opener; a tail too short for it means no cut.
+        assert_eq!(cut("Rest well, and drink water because it helps."), Some(("Rest well,".into(), "and drink water because it helps.".into())));
+        assert_eq!(cut("It rains a lot when wet."), None);
+        // A long head also ends before a verb or a looser preposition; a short one does not.
+        assert_eq!(
+            cut("One of the most effective ways to improve your sleep is to keep a routine."),
+            Some(("One of the most effective ways to improve your sleep,".into(), "is to keep a routine.".into()))
+        );
+        assert_eq!(cut("Paris is the capital of France in Europe."), None);
     }
 
     #[test]
