@@ -162,7 +162,10 @@ pub fn run(paths: &Paths, manifest: &Manifest, options: Options) -> anyhow::Resu
 
     // 1. Utterances, spoken by Roxy's own voice and resampled to what the microphone path gives.
     bar.set_message("making the test utterances");
-    let voice: Arc<dyn Tts> = Arc::new(tts::load_from_config(&config.tts, models_dir, manifest)?);
+    // Without Piper's noise the same words make the same audio every run, so the transcripts,
+    // and with them the LLM's seeded answers, repeat and two runs compare.
+    let still = crate::config::TtsConfig { noise_scale: 0.0, noise_w: 0.0, ..config.tts.clone() };
+    let voice: Arc<dyn Tts> = Arc::new(tts::load_from_config(&still, models_dir, manifest)?);
     let speak = |text: &str| -> anyhow::Result<Vec<f32>> {
         let speech = tts::synthesize(voice.as_ref(), text, StreamOptions::from_config(&config.tts))?;
         let mut samples = resample_mono(&speech.samples, speech.sample_rate, SAMPLE_RATE)?;
@@ -175,6 +178,7 @@ pub fn run(paths: &Paths, manifest: &Manifest, options: Options) -> anyhow::Resu
     let stt_utterance = speak(STT_UTTERANCE)?;
     let questions: Vec<&str> = TURNS.iter().copied().cycle().take(sizes.turns.max(1)).collect();
     let spoken: Vec<Vec<f32>> = questions.iter().map(|q| speak(q)).collect::<anyhow::Result<_>>()?;
+    drop(voice);
     bar.inc(1);
 
     // 2. Cold start: every model loaded, then the first turn to its first audio.
@@ -282,13 +286,12 @@ pub fn run(paths: &Paths, manifest: &Manifest, options: Options) -> anyhow::Resu
     let (mut first_audio, mut rtf) = (Vec::new(), Vec::new());
     for i in 0..sizes.tts_runs {
         bar.set_message(format!("tts: {}/{}", i + 1, sizes.tts_runs));
-        let speech = tts::synthesize(voice.as_ref(), TTS_TEXT, StreamOptions::from_config(&config.tts))?;
+        let speech = tts::synthesize(engine.tts(), TTS_TEXT, StreamOptions::from_config(&config.tts))?;
         first_audio.extend(speech.timings.first_audio_ms);
         rtf.push(speech.timings.total_ms / 1000.0 / speech.timings.audio_s.max(1e-9));
     }
     rows.push(Row::new("tts", "time to first audio (median)", median(&mut first_audio), "ms").max(Stage::TtsFirstAudio.target_ms().unwrap_or(300.0)));
     rows.push(Row::new("tts", "real-time factor (synthesis s per audio s)", median(&mut rtf), "x").max(1.0));
-    drop(voice);
     bar.inc(1);
 
     // 9. The always-on path: wake word + VAD over a long stream of speech and quiet room noise.
