@@ -20,8 +20,10 @@ pub struct Supervised {
 }
 
 /// A long, fixed preamble, so the cached prefix is most of the prompt (as the system prompt and
-/// recalled memory are in a real conversation). `salt` makes it new to the worker's cache.
-fn preamble(salt: u64) -> String {
+/// recalled memory are in a real conversation). Nothing before it in a bench starts the same
+/// way, so the worker has none of it cached; being fixed, it gets the same greedy answer (and
+/// as many decoded tokens) every run.
+fn preamble() -> String {
     let facts = [
         "The user lives in Lisbon and prefers metric units.",
         "The user's sister Ana has a birthday on the ninth of March.",
@@ -30,7 +32,7 @@ fn preamble(salt: u64) -> String {
         "The user's favourite food is grilled sardines with bread.",
         "The user has a cat called Pixel who is seven years old.",
     ];
-    let mut text = format!("Session {salt}. You are Roxy, a concise voice assistant. Answer in plain sentences. Known facts:\n");
+    let mut text = String::from("Benchmark session. You are Roxy, a concise voice assistant. Answer in plain sentences. Known facts:\n");
     for round in 0..3 {
         for fact in facts {
             text.push_str(&format!("- ({round}) {fact}\n"));
@@ -56,9 +58,8 @@ fn turn(llm: &LlmSupervisor, messages: &[ChatMessage], max_tokens: u32) -> Resul
 /// question: the worker keeps the shared prefix's KV cache.
 pub fn supervised(llm: &LlmSupervisor, max_tokens: u32) -> Result<Supervised, LlmError> {
     llm.load()?;
-    let salt = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
-    let system = ChatMessage::new(Role::System, preamble(salt));
-    let cold = [system.clone(), ChatMessage::new(Role::User, "Count from one to forty in words, separated by commas.")];
+    let system = ChatMessage::new(Role::System, preamble());
+    let cold = [system.clone(), ChatMessage::new(Role::User, "Tell me a long story about my cat Pixel.")];
     let (ttft_cold_ms, total_ms, completion) = turn(llm, &cold, max_tokens)?;
     let stats = &completion.stats;
     let prefill_tokens = stats.prompt_tokens - stats.cached_tokens;
