@@ -16,9 +16,9 @@ pub const LIBRARY_NAME: &str = "libonnxruntime.so";
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum OnnxError {
-    #[error("ONNX Runtime library not found (looked in: {searched}). Fix: run `roxy models fetch` to install it into the models dir, or set ORT_DYLIB_PATH to a libonnxruntime 1.31 file")]
+    #[error("ONNX Runtime library not found (looked in: {searched}). Fix: run `roxy models fetch` to install it into the models dir, or set ORT_DYLIB_PATH to a libonnxruntime 1.32 file")]
     NotFound { searched: String },
-    #[error("ONNX Runtime at {path} could not be loaded: {reason}. Fix: run `roxy models verify` and `roxy models fetch` to reinstall it, or point ORT_DYLIB_PATH at a working libonnxruntime 1.31")]
+    #[error("ONNX Runtime at {path} could not be loaded: {reason}. Fix: run `roxy models verify` and `roxy models fetch` to reinstall it, or point ORT_DYLIB_PATH at a working libonnxruntime 1.32")]
     Load { path: PathBuf, reason: String },
 }
 
