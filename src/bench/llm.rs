@@ -20,10 +20,10 @@ pub struct Supervised {
 }
 
 /// A long, fixed preamble, so the cached prefix is most of the prompt (as the system prompt and
-/// recalled memory are in a real conversation). Nothing before it in a bench starts the same
-/// way, so the worker has none of it cached; being fixed, it gets the same greedy answer (and
-/// as many decoded tokens) every run.
-fn preamble() -> String {
+/// recalled memory are in a real conversation). Nothing before it starts the same way (each
+/// round names itself first), so the worker has none of it cached; being fixed per round, it
+/// gets the same greedy answer (and as many decoded tokens) every run.
+fn preamble(round: usize) -> String {
     let facts = [
         "The user lives in Lisbon and prefers metric units.",
         "The user's sister Ana has a birthday on the ninth of March.",
@@ -32,7 +32,7 @@ fn preamble() -> String {
         "The user's favourite food is grilled sardines with bread.",
         "The user has a cat called Pixel who is seven years old.",
     ];
-    let mut text = String::from("Benchmark session. You are Roxy, a concise voice assistant. Answer in plain sentences. Known facts:\n");
+    let mut text = format!("Benchmark round {round}. You are Roxy, a concise voice assistant. Answer in plain sentences. Known facts:\n");
     for round in 0..3 {
         for fact in facts {
             text.push_str(&format!("- ({round}) {fact}\n"));
@@ -56,9 +56,9 @@ fn turn(llm: &LlmSupervisor, messages: &[ChatMessage], max_tokens: u32) -> Resul
 
 /// A cold turn (a preamble the worker has never seen), then the same preamble with another
 /// question: the worker keeps the shared prefix's KV cache.
-pub fn supervised(llm: &LlmSupervisor, max_tokens: u32) -> Result<Supervised, LlmError> {
+pub fn supervised(llm: &LlmSupervisor, max_tokens: u32, round: usize) -> Result<Supervised, LlmError> {
     llm.load()?;
-    let system = ChatMessage::new(Role::System, preamble());
+    let system = ChatMessage::new(Role::System, preamble(round));
     let cold = [system.clone(), ChatMessage::new(Role::User, "Tell me a long story about my cat Pixel.")];
     let (ttft_cold_ms, total_ms, completion) = turn(llm, &cold, max_tokens)?;
     let stats = &completion.stats;
