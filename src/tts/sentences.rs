@@ -80,7 +80,8 @@ pub fn first_cut(text: &str, whole: bool) -> Option<Cut> {
             let (prev_at, prev) = words[k - 1];
             return (!whole || tail_words >= MIN_TAIL_WORDS).then_some(Cut { head_end: prev_at + prev.len(), tail_start: at, at_clause_mark: false });
         }
-        if JOINERS.contains(&bare.as_str()) && !complete(k + 1) {
+        // Whether a joiner opens a phrase shows with the next word.
+        if k >= MIN_PHRASE_WORDS && JOINERS.contains(&bare.as_str()) && !complete(k + 1) {
             return None;
         }
         let mut chars = word.chars().rev();
