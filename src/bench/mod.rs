@@ -506,7 +506,7 @@ pub fn render(report: &Report) -> String {
     if let Some(t) = report.turns.iter().max_by(|a, b| a.e2e_ms.total_cmp(&b.e2e_ms)) {
         let ms = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.0}"));
         out.push_str(&format!(
-            "slowest turn: {:?} ({:?}) {:.0} ms = stt {} + intent {} + llm first token {} + tts first audio {} (+ waiting for the first clause)\n",
+            "slowest turn: {:?} ({:?}) {:.0} ms = stt {} + intent {} + llm first token {} + tts first audio {} (+ waiting for the opening to speak)\n",
             t.heard,
             t.route,
             t.e2e_ms,
