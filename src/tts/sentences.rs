@@ -27,6 +27,9 @@ const MIN_LATE_WORDS: usize = 8;
 /// tiny molecules"). Not "of" or "to", which bind to the words before them.
 const LATE_OPENERS: [&str; 16] =
     ["is", "are", "was", "were", "by", "with", "for", "from", "through", "during", "in", "on", "at", "into", "without", "like"];
+/// Prepositions that can come before a relative ("by which", "in whose").
+const PREPOSITIONS: [&str; 20] =
+    ["by", "in", "on", "of", "to", "for", "with", "from", "at", "through", "during", "under", "about", "into", "upon", "within", "without", "between", "among", "across"];
 /// Words that open a phrase only when a clause follows: "and they", "that the sky", but not
 /// "healthy and happy" or "I like that song".
 const JOINERS: [&str; 5] = ["and", "but", "or", "so", "that"];
@@ -75,10 +78,16 @@ pub fn first_cut(text: &str, whole: bool) -> Option<Cut> {
         let bare = bare_word(word);
         let opens = PHRASE_OPENERS.contains(&bare.as_str())
             || (JOINERS.contains(&bare.as_str()) && complete(k + 1) && CLAUSE_STARTS.contains(&bare_word(words[k + 1].1).as_str()));
-        if (k >= MIN_PHRASE_WORDS && opens) || (k >= MIN_LATE_WORDS && LATE_OPENERS.contains(&bare.as_str())) {
-            let tail_words = words.len() - k;
-            let (prev_at, prev) = words[k - 1];
-            return (!whole || tail_words >= MIN_TAIL_WORDS).then_some(Cut { head_end: prev_at + prev.len(), tail_start: at, at_clause_mark: false });
+        let late = k >= MIN_LATE_WORDS && LATE_OPENERS.contains(&bare.as_str());
+        if (k >= MIN_PHRASE_WORDS && opens) || late {
+            // A preposition goes with the relative after it: "the process | by which".
+            let cut = if !late && PREPOSITIONS.contains(&bare_word(words[k - 1].1).as_str()) { k - 1 } else { k };
+            if cut >= MIN_PHRASE_WORDS || late {
+                let tail_words = words.len() - cut;
+                let (prev_at, prev) = words[cut - 1];
+                let cut = Cut { head_end: prev_at + prev.len(), tail_start: words[cut].0, at_clause_mark: false };
+                return (!whole || tail_words >= MIN_TAIL_WORDS).then_some(cut);
+            }
         }
         // Whether a joiner opens a phrase shows with the next word.
         if k >= MIN_PHRASE_WORDS && JOINERS.contains(&bare.as_str()) && !complete(k + 1) {
@@ -232,6 +241,13 @@ mod tests {
             Some(("One of the most effective ways to improve your sleep,".into(), "is to keep a routine.".into()))
         );
         assert_eq!(cut("Paris is the capital of France in Europe."), None);
+        // A preposition stays with the relative it introduces.
+        assert_eq!(
+            cut("Photosynthesis is the process by which plants make food."),
+            Some(("Photosynthesis is the process,".into(), "by which plants make food.".into()))
+        );
+        assert_eq!(cut("It is the way in which we work."), Some(("It is the way,".into(), "in which we work.".into())));
+        assert_eq!(cut("The way in which it works matters."), None, "three words before `in which`");
     }
 
     #[test]
