@@ -219,6 +219,7 @@ fn listen_live(args: &ListenArgs, config: &Config, wake_cfg: &WakeConfig, paths:
                     match event {
                         ListenEvent::Wake(w) => say("wake", serde_json::to_value(&w)?, format!("wake word {} (score {:.2})", w.model, w.score)),
                         ListenEvent::SpeechStart { at_ms } => say("speech_start", serde_json::json!({ "at_ms": at_ms }), format!("speech at {at_ms} ms")),
+                        ListenEvent::Pause(_) => {}
                         ListenEvent::SpeechEnd(u) => {
                             let text = match &stt {
                                 Some(stt) => Some(stt.transcribe(&u.samples)?.text),

@@ -91,6 +91,8 @@ pub struct ListenCost {
 pub enum ListenEvent {
     Wake(WakeDetected),
     SpeechStart { at_ms: u64 },
+    /// See [`VadEvent::Pause`].
+    Pause(Utterance),
     SpeechEnd(Utterance),
 }
 
@@ -98,6 +100,7 @@ impl From<VadEvent> for ListenEvent {
     fn from(e: VadEvent) -> Self {
         match e {
             VadEvent::SpeechStart { at_ms } => ListenEvent::SpeechStart { at_ms },
+            VadEvent::Pause(u) => ListenEvent::Pause(u),
             VadEvent::SpeechEnd(u) => ListenEvent::SpeechEnd(u),
         }
     }
@@ -196,7 +199,7 @@ pub fn listen_samples(samples: &[f32], vad: &mut Vad, wake: Option<&mut (dyn Wak
         match event {
             ListenEvent::Wake(w) => report.wake.push(w),
             ListenEvent::SpeechEnd(u) => report.utterances.push(u),
-            ListenEvent::SpeechStart { .. } => {}
+            ListenEvent::SpeechStart { .. } | ListenEvent::Pause(_) => {}
         }
     }
     Ok(report)

@@ -79,6 +79,12 @@ impl Default for LiveOptions {
 
 const OVERRUN_REPORT_EVERY: Duration = Duration::from_secs(5);
 
+/// A transcription started at a pause, for the utterance spanning `span` (ms).
+struct EarlyTranscript {
+    span: (u64, u64),
+    result: Receiver<Result<crate::stt::Transcript, crate::stt::SttError>>,
+}
+
 enum Progress {
     FirstAudio(u64),
     Done(u64, Result<Option<(Box<Turn>, bool)>, String>),
@@ -98,6 +104,8 @@ struct Control<'e> {
     /// Processing ms of the chunks that fired the wake word and closed the utterance.
     wake_ms: Option<f64>,
     endpoint_ms: Option<f64>,
+    /// The utterance as it stood when the speaker paused, already being transcribed.
+    early: Option<EarlyTranscript>,
     cancel: Option<(u64, Arc<AtomicBool>)>,
     earcon: Arc<Vec<f32>>,
     earcon_rate: u32,
@@ -126,6 +134,7 @@ pub fn run(engine: Arc<Engine>, audio: &Receiver<CaptureEvent>, sink: Arc<dyn Au
         utterance: None,
         wake_ms: None,
         endpoint_ms: None,
+        early: None,
         cancel: None,
         earcon: Arc::new(earcon),
         earcon_rate,
@@ -183,6 +192,8 @@ pub fn run(engine: Arc<Engine>, audio: &Receiver<CaptureEvent>, sink: Arc<dyn Au
                             control.apply(Input::Activate(Trigger::WakeWord));
                         }
                         ListenEvent::SpeechStart { .. } => control.speech_open = true,
+                        ListenEvent::Pause(u) if control.coordinator.state() == State::Listening => control.transcribe_early(u),
+                        ListenEvent::Pause(_) => {}
                         ListenEvent::SpeechEnd(u) => {
                             control.speech_open = false;
                             if control.coordinator.state() == State::Listening {
@@ -274,12 +285,27 @@ impl Control<'_> {
         }
     }
 
+    /// Starts transcribing `utterance` while the VAD waits to see whether the pause ends it:
+    /// when it does, the answer starts from this transcript instead of decoding after the wait.
+    fn transcribe_early(&mut self, utterance: Utterance) {
+        let (tx, rx) = mpsc::channel();
+        let engine = self.engine.clone();
+        let samples = utterance.samples;
+        let spawned = std::thread::Builder::new().name("roxy-stt-early".into()).spawn(move || {
+            let _ = tx.send(engine.stt().transcribe(&samples));
+        });
+        // A later pause replaces this one; its decode finishes and is dropped.
+        self.early = spawned.ok().map(|_| EarlyTranscript { span: (utterance.start_ms, utterance.end_ms), result: rx });
+    }
+
     /// Transcribes the closed utterance and answers it on a thread of its own.
     fn answer(&mut self, n: u64) {
         let Some(utterance) = self.utterance.take() else {
             let _ = self.progress.send(Progress::Done(n, Ok(None)));
             return;
         };
+        // The same audio (see `VadEvent::Pause`), so the same transcript.
+        let early = self.early.take().filter(|e| e.span == (utterance.start_ms, utterance.end_ms)).map(|e| e.result);
         let cancel = Arc::new(AtomicBool::new(false));
         self.cancel = Some((n, cancel.clone()));
         let (engine, sink, progress) = (self.engine.clone(), self.sink.clone(), self.progress.clone());
@@ -288,9 +314,14 @@ impl Control<'_> {
         let spawned = std::thread::Builder::new().name(format!("roxy-turn-{n}")).spawn(move || {
             let result = (|| -> Result<Option<(Box<Turn>, bool)>, LoopError> {
                 let t = Instant::now();
-                let heard = engine.stt().transcribe(&utterance.samples)?.text;
-                let stt_ms = t.elapsed().as_secs_f64() * 1000.0;
+                let transcript = match early.and_then(|result| result.recv().ok()) {
+                    Some(result) => result?,
+                    None => engine.stt().transcribe(&utterance.samples)?,
+                };
+                let stt_wait_ms = t.elapsed().as_secs_f64() * 1000.0;
+                let stt_ms = transcript.timings.stt_ms;
                 engine.metrics().record_ms(Stage::Stt, stt_ms);
+                let heard = transcript.text;
                 let command = engine.command_in(&heard);
                 if command.chars().all(|c| !c.is_alphanumeric()) || cancel.load(Ordering::Relaxed) {
                     return Ok(None);
@@ -299,6 +330,7 @@ impl Control<'_> {
                 let out = Playback { sink: Some(sink.clone()), cancel: cancel.clone(), on_first_audio: Some(Arc::new(move || drop(first.send(Progress::FirstAudio(n))))) };
                 let mut turn = engine.respond(&command, since, &out)?;
                 turn.ms.stt = Some(round_ms(stt_ms));
+                turn.ms.stt_wait = Some(round_ms(stt_wait_ms));
                 turn.ms.wake = wake_ms.map(round_ms);
                 turn.ms.endpoint = endpoint_ms.map(round_ms);
                 turn.utterance_ms = Some((utterance.start_ms, utterance.end_ms));

@@ -110,6 +110,10 @@ pub struct TurnTimes {
     /// VAD processing of the chunk that closed the utterance.
     pub endpoint: Option<f64>,
     pub stt: Option<f64>,
+    /// Live: how long the answer waited for STT after the end of speech; less than `stt` when
+    /// the transcription began at the pause that turned out to end the utterance.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stt_wait: Option<f64>,
     pub intent: Option<f64>,
     pub skill: Option<f64>,
     pub llm_first_token: Option<f64>,
@@ -266,7 +270,7 @@ impl Engine {
                     wake = Some((w.at_ms, chunk_ms));
                     continue;
                 }
-                ListenEvent::SpeechStart { .. } => continue,
+                ListenEvent::SpeechStart { .. } | ListenEvent::Pause(_) => continue,
                 ListenEvent::SpeechEnd(u) => u,
             };
             let opened_by = match (wake_on, wake) {

@@ -165,6 +165,43 @@ fn the_wake_word_during_an_answer_interrupts_it() {
     assert!(heard_s < first_s + second.reply_audio_s + 0.5, "playback was cut");
 }
 
+/// The command is transcribed while the VAD waits out the end-of-speech silence: once the
+/// speaker has been quiet for the post-roll the utterance is fixed, so the answer starts from
+/// that transcript instead of decoding after the wait.
+#[test]
+fn a_command_is_transcribed_during_the_end_of_speech_wait() {
+    use roxy::audio::playback::WavSink;
+    use roxy::live::{self, LiveEvent, LiveOptions};
+    use std::sync::{mpsc, Arc};
+    use std::time::Instant;
+
+    let lab = support::SpeechLab::new();
+    let voice = support::Voice::new("en-us", 160);
+    let samples = joined(&lab, "early_stt.wav", &[lab.silence(0.5, 22050), lab.speak("Hey Jarvis, what time is it?", voice), lab.silence(2.0, 22050)]);
+    let (engine, _data) = engine_with(roxy::config::Config::default());
+    let sink = Arc::new(WavSink::new(engine.sample_rate()));
+    let (commands, inbox) = mpsc::channel();
+    let mut events: Vec<LiveEvent> = Vec::new();
+    let options = LiveOptions { until: Some(Instant::now() + Duration::from_secs(60)), ..Default::default() };
+    let mic = live::file_source(samples, "early_stt.wav");
+    live::run(engine.clone(), &mic, sink, inbox, options, &mut |e| {
+        if let LiveEvent::Turn { .. } = e {
+            let _ = commands.send(live::Command::Quit);
+        }
+        events.push(e.clone());
+    })
+    .unwrap();
+    engine.shutdown();
+
+    let turn = events.iter().find_map(|e| if let LiveEvent::Turn { turn, .. } = e { Some(turn.clone()) } else { None });
+    let shown: Vec<String> = events.iter().map(|e| serde_json::to_string(e).unwrap()).collect();
+    let turn = turn.unwrap_or_else(|| panic!("a turn was answered:\n{}", shown.join("\n")));
+    assert!(turn.reply.starts_with("It's"), "the clock answered: {:?} → {:?}", turn.heard, turn.reply);
+    let (decode, waited) = (turn.ms.stt.unwrap(), turn.ms.stt_wait.unwrap());
+    println!("STT decode {decode:.0} ms; the answer waited {waited:.0} ms for it after the end of speech");
+    assert!(waited < decode, "the decode began before the end of speech: waited {waited} ms of {decode} ms");
+}
+
 /// Push-to-talk: the key's release closes the utterance then and there, even though the user
 /// goes on talking without a pause (the VAD alone would have taken the whole sentence).
 #[test]

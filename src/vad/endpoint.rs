@@ -78,11 +78,13 @@ pub struct Endpointer {
     /// `buffer_start` (Onset/Speaking).
     buffer: VecDeque<f32>,
     buffer_start: u64,
+    /// The silence run (its start) a [`VadEvent::Pause`] was sent for.
+    paused_at: Option<u64>,
 }
 
 impl Endpointer {
     pub fn new(settings: EndpointSettings) -> Self {
-        Endpointer { settings, state: State::Idle, pos: 0, buffer: VecDeque::new(), buffer_start: 0 }
+        Endpointer { settings, state: State::Idle, pos: 0, buffer: VecDeque::new(), buffer_start: 0, paused_at: None }
     }
 
     pub fn settings(&self) -> &EndpointSettings {
@@ -135,6 +137,11 @@ impl Endpointer {
                     _ if frame_end - start >= ms_to_samples(s.max_utterance_ms) => {
                         (State::Idle, Some(self.finish(start, silence_since.unwrap_or(frame_end), EndReason::MaxLength)))
                     }
+                    // Quiet for the post-roll: the utterance is what it will be if the quiet lasts.
+                    Some(since) if self.paused_at != Some(since) && frame_end - since >= ms_to_samples(s.post_roll_ms) => {
+                        self.paused_at = Some(since);
+                        (State::Speaking { start, silence_since }, Some(VadEvent::Pause(self.cut(start, since, EndReason::Silence))))
+                    }
                     _ => (State::Speaking { start, silence_since }, None),
                 }
             }
@@ -177,20 +184,18 @@ impl Endpointer {
         }
     }
 
-    /// Cuts the utterance `[start, end)` (plus pre/post roll) out of the buffer.
     fn finish(&mut self, start: u64, end: u64, reason: EndReason) -> VadEvent {
+        VadEvent::SpeechEnd(self.cut(start, end, reason))
+    }
+
+    /// The utterance `[start, end)` (plus pre/post roll) from the buffer.
+    fn cut(&self, start: u64, end: u64, reason: EndReason) -> Utterance {
         let audio_start = start.saturating_sub(ms_to_samples(self.settings.pre_roll_ms)).max(self.buffer_start);
         let audio_end = (end + ms_to_samples(self.settings.post_roll_ms)).min(self.pos);
         let from = (audio_start - self.buffer_start) as usize;
         let to = (audio_end - self.buffer_start) as usize;
         let samples: Vec<f32> = self.buffer.range(from..to).copied().collect();
-        VadEvent::SpeechEnd(Utterance {
-            start_ms: samples_to_ms(start),
-            end_ms: samples_to_ms(end),
-            audio_start_ms: samples_to_ms(audio_start),
-            samples,
-            reason,
-        })
+        Utterance { start_ms: samples_to_ms(start), end_ms: samples_to_ms(end), audio_start_ms: samples_to_ms(audio_start), samples, reason }
     }
 
     fn trim_to_pre_roll(&mut self) {
@@ -238,8 +243,9 @@ mod tests {
     fn speech_between_silences_is_one_utterance_with_pre_roll() {
         let probs = pattern(&[(QUIET, 1024), (SPEECH, 1024), (QUIET, 1024)]);
         let events = run(EndpointSettings::default(), &probs);
-        assert_eq!(events.len(), 2, "{events:?}");
+        assert_eq!(events.len(), 3, "start, pause, end");
         assert_eq!(events[0], VadEvent::SpeechStart { at_ms: 1024 });
+        assert!(matches!(events[1], VadEvent::Pause(_)));
         let u = utterances(&events)[0];
         assert_eq!((u.start_ms, u.end_ms, u.reason), (1024, 2048, EndReason::Silence));
         // Pre-roll: 300 ms before the start; post-roll 200 ms after the end.
@@ -247,6 +253,19 @@ mod tests {
         assert_eq!(u.samples.len() as u64, ms_to_samples(300 + 1024 + 200));
         // The first sample is from the frame 300 ms before the start (frame values are indices).
         assert_eq!(u.samples[0], (ms_to_samples(724) / FRAME as u64) as f32);
+    }
+
+    #[test]
+    fn a_pause_gives_the_utterance_early_and_exactly_as_it_ends() {
+        let probs = pattern(&[(QUIET, 1024), (SPEECH, 1024), (QUIET, 150), (SPEECH, 512), (QUIET, 1024)]);
+        let events = run(EndpointSettings::default(), &probs);
+        let pauses: Vec<&Utterance> = events.iter().filter_map(|e| if let VadEvent::Pause(u) = e { Some(u) } else { None }).collect();
+        // A 150 ms gap is shorter than the post-roll: no pause there, one at the end.
+        assert_eq!(pauses.len(), 1, "{events:?}");
+        let end = utterances(&events)[0];
+        assert_eq!(pauses[0], end, "the pause carries the utterance the end will");
+        let at = events.iter().position(|e| matches!(e, VadEvent::Pause(_))).unwrap();
+        assert!(matches!(events[at + 1], VadEvent::SpeechEnd(_)), "{events:?}");
     }
 
     #[test]

@@ -64,6 +64,10 @@ pub struct Utterance {
 pub enum VadEvent {
     /// Emitted once the speech has lasted `min_speech_ms`; `at_ms` is where it began.
     SpeechStart { at_ms: u64 },
+    /// The speaker has been quiet for the post-roll: the utterance exactly as its `SpeechEnd`
+    /// will carry it if the quiet lasts to `end_silence_ms`, so it can be transcribed during
+    /// the wait. Once per silence run.
+    Pause(Utterance),
     SpeechEnd(Utterance),
 }
 
