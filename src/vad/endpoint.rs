@@ -174,6 +174,7 @@ impl Endpointer {
         self.pos = 0;
         self.buffer.clear();
         self.buffer_start = 0;
+        self.paused_at = None;
     }
 
     fn onset_progress(&mut self, start: u64, voiced: u64, gap: u64) -> (State, Option<VadEvent>) {
