@@ -48,8 +48,7 @@ pub struct LlmConfig {
     pub temperature: f32,
     pub top_p: f32,
     pub context_size: u32,
-    /// 0 = automatic: half the cores for generating, all of them (up to 8) for reading the
-    /// prompt; any other value is used for both.
+    /// 0 = one per performance core.
     pub threads: u32,
     /// Layers offloaded to the GPU (Metal on macOS); 0 = CPU only.
     pub gpu_layers: u32,

@@ -23,7 +23,6 @@ use std::time::Instant;
 
 fn main() -> ExitCode {
     logging::init();
-    yield_to_the_engine();
     let output = match protocol_stdout() {
         Ok(out) => Arc::new(Output::new(out)),
         Err(e) => {
@@ -204,22 +203,6 @@ fn worker_info() -> WorkerInfo {
         pid: std::process::id(),
     }
 }
-
-/// This process's `nice` value (the engine's is normally 0). Generating the rest of an answer
-/// can wait while the engine synthesises the first words or transcribes the next question; the
-/// user hears those. Alone on the CPU, the worker runs as fast as before.
-const NICENESS: i32 = 10;
-
-#[cfg(unix)]
-fn yield_to_the_engine() {
-    // SAFETY: a plain system call on this process (who = 0).
-    if unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, NICENESS) } != 0 {
-        tracing::warn!("cannot lower the worker's priority: {}", io::Error::last_os_error());
-    }
-}
-
-#[cfg(not(unix))]
-fn yield_to_the_engine() {}
 
 /// Returns a writer on the real stdout and points file descriptor 1 at stderr, so that nothing
 /// llama.cpp or ggml prints can corrupt the protocol stream.

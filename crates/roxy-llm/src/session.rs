@@ -22,18 +22,8 @@ const MAX_AUTO_THREADS: usize = 8;
 /// (speech recognition, audio, the UI) stalls them all; measured on 2 shared cores, 2 threads
 /// were 100× slower than 1 while another process was busy.
 fn auto_threads() -> i32 {
-    (cpus() / 2).clamp(1, MAX_AUTO_THREADS) as i32
-}
-
-/// Every logical CPU for prompt evaluation: the user waits for the question's prefill with
-/// nothing else running (speech recognised, no reply yet), and the worker's low priority
-/// (see `NICENESS`) keeps background priming out of the engine's way.
-fn auto_batch_threads() -> i32 {
-    cpus().clamp(1, MAX_AUTO_THREADS) as i32
-}
-
-fn cpus() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get())
+    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+    (cpus / 2).clamp(1, MAX_AUTO_THREADS) as i32
 }
 /// The only sequence we use.
 const SEQ: i32 = 0;
@@ -64,17 +54,14 @@ impl<'m> Session<'m> {
         let n_ctx_train = model.n_ctx_train();
         // Beyond the training length quality collapses and memory balloons, so cap it there.
         let n_ctx = if n_ctx == 0 || n_ctx > n_ctx_train { n_ctx_train } else { n_ctx };
-        let (threads, batch_threads) = match n_threads {
-            0 => (auto_threads(), auto_batch_threads()),
-            n => (n.min(256) as i32, n.min(256) as i32),
-        };
+        let threads = if n_threads == 0 { auto_threads() } else { n_threads.min(256) as i32 };
         let batch_tokens = BATCH_TOKENS.min(n_ctx.max(1));
         let params = LlamaContextParams::default()
             .with_n_ctx(NonZeroU32::new(n_ctx))
             .with_n_batch(batch_tokens)
             .with_n_ubatch(batch_tokens)
             .with_n_threads(threads)
-            .with_n_threads_batch(batch_threads);
+            .with_n_threads_batch(threads);
         let ctx = model.new_context(backend, params).map_err(|e| {
             format!("llama.cpp could not create a context of {n_ctx} tokens ({e}); most likely out of memory. Fix: lower the LLM context length (n_ctx)")
         })?;
