@@ -8,9 +8,8 @@
 /// would otherwise hold back the first audio by its whole length.
 pub const MAX_CHARS: usize = 240;
 
-/// Words before a clause mark for [`first_cut`] to cut there: a lone "Well," is fine to say
-/// first; and words after it in a whole sentence, as a one-word tail sounds clipped.
-const MIN_CLAUSE_WORDS: usize = 1;
+/// Words after a cut in a whole sentence: a one-word tail sounds clipped (a lone "Well," before
+/// a clause mark is fine to say first).
 const MIN_TAIL_WORDS: usize = 3;
 /// Words before a phrase opener for [`first_cut`] to cut there: shorter heads sound chopped.
 const MIN_PHRASE_WORDS: usize = 4;
@@ -43,9 +42,7 @@ const CLAUSE_STARTS: [&str; 40] = [
 /// Where the first piece of a text to speak ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cut {
-    /// Byte index the head ends at.
-    pub head_end: usize,
-    /// Byte index the tail starts at.
+    /// Byte index the tail starts at; the head is everything before it.
     pub tail_start: usize,
     /// The head ends with its own clause mark; otherwise it was cut before a phrase opener.
     pub at_clause_mark: bool,
@@ -55,7 +52,7 @@ impl Cut {
     /// The head to speak: a head cut before a phrase opener gets a comma, so the voice's
     /// intonation stays unfinished and a short pause joins it to the tail.
     pub fn head(&self, text: &str) -> String {
-        let head = text[..self.head_end].trim();
+        let head = text[..self.tail_start].trim();
         if self.at_clause_mark { head.to_string() } else { format!("{head},") }
     }
 }
@@ -71,7 +68,7 @@ impl Cut {
 pub fn first_cut(text: &str, whole: bool) -> Option<Cut> {
     let words: Vec<(usize, &str)> = text.split_whitespace().map(|w| (w.as_ptr() as usize - text.as_ptr() as usize, w)).collect();
     let complete = |k: usize| words.get(k).is_some_and(|&(at, w)| whole || at + w.len() < text.len());
-    for (k, &(at, word)) in words.iter().enumerate() {
+    for (k, &(_, word)) in words.iter().enumerate() {
         if !complete(k) {
             return None;
         }
@@ -84,9 +81,7 @@ pub fn first_cut(text: &str, whole: bool) -> Option<Cut> {
             let cut = if !late && PREPOSITIONS.contains(&bare_word(words[k - 1].1).as_str()) { k - 1 } else { k };
             if cut >= MIN_PHRASE_WORDS || late {
                 let tail_words = words.len() - cut;
-                let (prev_at, prev) = words[cut - 1];
-                let cut = Cut { head_end: prev_at + prev.len(), tail_start: words[cut].0, at_clause_mark: false };
-                return (!whole || tail_words >= MIN_TAIL_WORDS).then_some(cut);
+                return (!whole || tail_words >= MIN_TAIL_WORDS).then_some(Cut { tail_start: words[cut].0, at_clause_mark: false });
             }
         }
         // Whether a joiner opens a phrase shows with the next word.
@@ -96,11 +91,10 @@ pub fn first_cut(text: &str, whole: bool) -> Option<Cut> {
         let mut chars = word.chars().rev();
         let mark = chars.next().is_some_and(|c| matches!(c, ',' | ';' | ':'));
         let after_digit = chars.next().is_some_and(|c| c.is_ascii_digit());
-        if mark && !after_digit && k + 1 >= MIN_CLAUSE_WORDS {
+        if mark && !after_digit {
             let tail_words = words.len() - k - 1;
             let enough = if whole { tail_words >= MIN_TAIL_WORDS } else { tail_words > 0 };
-            let end = at + word.len();
-            return enough.then_some(Cut { head_end: end, tail_start: words.get(k + 1).map_or(text.len(), |w| w.0), at_clause_mark: true });
+            return enough.then(|| Cut { tail_start: words[k + 1].0, at_clause_mark: true });
         }
     }
     None
