@@ -253,11 +253,15 @@ pub fn run(paths: &Paths, manifest: &Manifest, options: Options) -> anyhow::Resu
             raw.push(llm::raw(supervisor, s.prefill_tokens, s.completion_tokens.max(8))?);
             seen.push(s);
         }
-        let best = |values: &mut dyn Iterator<Item = f64>| values.fold(f64::NAN, f64::max);
-        let least = |values: &mut dyn Iterator<Item = f64>| values.fold(f64::NAN, f64::min);
-        let (decode, decode_raw) = (best(&mut seen.iter().map(|s| s.decode_per_s)), best(&mut raw.iter().map(|r| per_s(r.decode_tokens, r.decode_us))));
-        let (prefill, prefill_raw) = (best(&mut seen.iter().map(|s| s.prefill_per_s)), best(&mut raw.iter().map(|r| per_s(r.prompt_tokens, r.prefill_us))));
-        let (cold, cached) = (least(&mut seen.iter().map(|s| s.ttft_cold_ms)), least(&mut seen.iter().map(|s| s.ttft_cached_ms)));
+        fn best(values: impl Iterator<Item = f64>) -> f64 {
+            values.fold(f64::NAN, f64::max)
+        }
+        fn least(values: impl Iterator<Item = f64>) -> f64 {
+            values.fold(f64::NAN, f64::min)
+        }
+        let (decode, decode_raw) = (best(seen.iter().map(|s| s.decode_per_s)), best(raw.iter().map(|r| per_s(r.decode_tokens, r.decode_us))));
+        let (prefill, prefill_raw) = (best(seen.iter().map(|s| s.prefill_per_s)), best(raw.iter().map(|r| per_s(r.prompt_tokens, r.prefill_us))));
+        let (cold, cached) = (least(seen.iter().map(|s| s.ttft_cold_ms)), least(seen.iter().map(|s| s.ttft_cached_ms)));
         let first = &seen[0];
         let rounds = if seen.len() > 1 { format!(", best of {}", seen.len()) } else { String::new() };
         rows.push(Row::new("llm", format!("decode tokens/s ({} tokens{rounds}; baseline: llama_decode)", first.completion_tokens), decode, "tok/s").vs(decode_raw).ratio_min(0.95));
