@@ -117,6 +117,8 @@ struct Control<'e> {
 pub fn run(engine: Arc<Engine>, audio: &Receiver<CaptureEvent>, sink: Arc<dyn AudioSink>, commands: Receiver<Command>, options: LiveOptions, on_event: &mut dyn FnMut(&LiveEvent)) -> Result<(), LoopError> {
     let config = engine.config().clone();
     let mut vad = Vad::new(engine.vad_model(), EndpointSettings::from_config(&config.vad));
+    // Commands are transcribed at the pause that may end them (see `transcribe_early`).
+    vad.report_pauses(true);
     let mut detector = engine.wake_models().map(|m| m.detector(WakeSettings::from_config(&config.wake)));
     let mut listener = Listener::new(&mut vad, detector.as_mut().map(|d| d as &mut dyn WakeDetector), true);
     let timers = engine.take_timer_events();

@@ -78,13 +78,21 @@ pub struct Endpointer {
     /// `buffer_start` (Onset/Speaking).
     buffer: VecDeque<f32>,
     buffer_start: u64,
+    /// Whether to send [`VadEvent::Pause`]: each one copies the utterance, wasted on a
+    /// consumer that only wants utterances.
+    pauses: bool,
     /// The silence run (its start) a [`VadEvent::Pause`] was sent for.
     paused_at: Option<u64>,
 }
 
 impl Endpointer {
     pub fn new(settings: EndpointSettings) -> Self {
-        Endpointer { settings, state: State::Idle, pos: 0, buffer: VecDeque::new(), buffer_start: 0, paused_at: None }
+        Endpointer { settings, state: State::Idle, pos: 0, buffer: VecDeque::new(), buffer_start: 0, pauses: false, paused_at: None }
+    }
+
+    /// Send [`VadEvent::Pause`] from now on (or stop).
+    pub fn report_pauses(&mut self, on: bool) {
+        self.pauses = on;
     }
 
     pub fn settings(&self) -> &EndpointSettings {
@@ -138,7 +146,7 @@ impl Endpointer {
                         (State::Idle, Some(self.finish(start, silence_since.unwrap_or(frame_end), EndReason::MaxLength)))
                     }
                     // Quiet for the post-roll: the utterance is what it will be if the quiet lasts.
-                    Some(since) if self.paused_at != Some(since) && frame_end - since >= ms_to_samples(s.post_roll_ms) => {
+                    Some(since) if self.pauses && self.paused_at != Some(since) && frame_end - since >= ms_to_samples(s.post_roll_ms) => {
                         self.paused_at = Some(since);
                         (State::Speaking { start, silence_since }, Some(VadEvent::Pause(self.cut(start, since, EndReason::Silence))))
                     }
@@ -218,7 +226,10 @@ mod tests {
 
     /// Runs `probs` (one per 32 ms frame) through an endpointer; frame `i` holds the value `i`.
     fn run(settings: EndpointSettings, probs: &[f32]) -> Vec<VadEvent> {
-        let mut ep = Endpointer::new(settings);
+        run_with(Endpointer::new(settings), probs)
+    }
+
+    fn run_with(mut ep: Endpointer, probs: &[f32]) -> Vec<VadEvent> {
         let mut events: Vec<VadEvent> = Vec::new();
         for (i, &p) in probs.iter().enumerate() {
             let frame = vec![i as f32; FRAME];
@@ -244,9 +255,8 @@ mod tests {
     fn speech_between_silences_is_one_utterance_with_pre_roll() {
         let probs = pattern(&[(QUIET, 1024), (SPEECH, 1024), (QUIET, 1024)]);
         let events = run(EndpointSettings::default(), &probs);
-        assert_eq!(events.len(), 3, "start, pause, end");
+        assert_eq!(events.len(), 2, "{events:?}");
         assert_eq!(events[0], VadEvent::SpeechStart { at_ms: 1024 });
-        assert!(matches!(events[1], VadEvent::Pause(_)));
         let u = utterances(&events)[0];
         assert_eq!((u.start_ms, u.end_ms, u.reason), (1024, 2048, EndReason::Silence));
         // Pre-roll: 300 ms before the start; post-roll 200 ms after the end.
@@ -259,7 +269,10 @@ mod tests {
     #[test]
     fn a_pause_gives_the_utterance_early_and_exactly_as_it_ends() {
         let probs = pattern(&[(QUIET, 1024), (SPEECH, 1024), (QUIET, 150), (SPEECH, 512), (QUIET, 1024)]);
-        let events = run(EndpointSettings::default(), &probs);
+        assert!(!run(EndpointSettings::default(), &probs).iter().any(|e| matches!(e, VadEvent::Pause(_))), "only when asked for");
+        let mut ep = Endpointer::new(EndpointSettings::default());
+        ep.report_pauses(true);
+        let events = run_with(ep, &probs);
         let pauses: Vec<&Utterance> = events.iter().filter_map(|e| if let VadEvent::Pause(u) = e { Some(u) } else { None }).collect();
         // A 150 ms gap is shorter than the post-roll: no pause there, one at the end.
         assert_eq!(pauses.len(), 1, "{events:?}");

@@ -66,7 +66,7 @@ pub enum VadEvent {
     SpeechStart { at_ms: u64 },
     /// The speaker has been quiet for the post-roll: the utterance exactly as its `SpeechEnd`
     /// will carry it if the quiet lasts to `end_silence_ms`, so it can be transcribed during
-    /// the wait. Once per silence run.
+    /// the wait. Once per silence run, and only when asked for ([`Vad::report_pauses`]).
     Pause(Utterance),
     SpeechEnd(Utterance),
 }
@@ -119,6 +119,12 @@ impl Vad {
         }
         events.extend(self.endpointer.flush());
         Ok(events)
+    }
+
+    /// Send [`VadEvent::Pause`] (the live loop transcribes at pauses; other consumers only want
+    /// utterances, and each pause copies one).
+    pub fn report_pauses(&mut self, on: bool) {
+        self.endpointer.report_pauses(on);
     }
 
     /// Closes an open utterance now (the stream goes on); `None` when none is open.
