@@ -63,6 +63,9 @@ impl Skill for Remember {
             "note that my dentist appointment is on friday",
             "don't forget that i'm allergic to peanuts",
             "keep in mind that my favourite colour is blue",
+            // Where things are: nothing like the personal details above to MiniLM.
+            "remember that the spare key is under the mat",
+            "remember that i left my glasses in the kitchen",
         ]
     }
 
