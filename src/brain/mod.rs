@@ -248,6 +248,55 @@ impl Brain {
         }
     }
 
+    /// Prefills the prompt the local LLM would get for `utterance`, when it would answer it, so
+    /// that answering it next evaluates one token instead of the question's. The live loop calls
+    /// it at the pause that may end the command, while the VAD waits to be sure. No side effects
+    /// beyond the LLM's KV cache: nothing is said or saved, and a skill's plan is never run.
+    /// An LLM stopped while idle is started (the answer would start it anyway). Returns whether
+    /// a prefill ran.
+    pub fn prepare(&self, utterance: &str) -> bool {
+        let Ok(llm) = &self.llm else { return false };
+        let question = match self.decide(utterance) {
+            Ok(Decision::Llm { cloud: false, question, .. }) => question,
+            Ok(_) => return false,
+            Err(e) => {
+                tracing::debug!("not preparing the LLM: {e}");
+                return false;
+            }
+        };
+        let messages = self.llm_messages(question);
+        let options = GenerateOptions { max_tokens: 0, ..self.options.clone() };
+        let t = Instant::now();
+        match llm.generate(&messages, &options, |_| {}) {
+            Ok(c) => {
+                tracing::debug!(prompt = c.stats.prompt_tokens, cached = c.stats.cached_tokens, ms = ms_since(t), "LLM prepared for the question");
+                true
+            }
+            Err(e) => {
+                tracing::debug!("preparing the LLM failed: {e}");
+                false
+            }
+        }
+    }
+
+    /// The local LLM's prompt for `question`: the system prompt, the conversation and the facts
+    /// recalled for it, then the question. [`Brain::prepare`] relies on it being the same for
+    /// the same question.
+    fn llm_messages(&self, question: String) -> Vec<ChatMessage> {
+        let context = match &self.memory {
+            Some(memory) => memory.context_for(&question).unwrap_or_else(|e| {
+                tracing::warn!("answering without memory context: {e}");
+                Vec::new()
+            }),
+            None => Vec::new(),
+        };
+        let mut messages = Vec::with_capacity(context.len() + 2);
+        messages.push(ChatMessage::new(Role::System, SYSTEM_PROMPT));
+        messages.extend(context);
+        messages.push(ChatMessage::new(Role::User, question));
+        messages
+    }
+
     /// Routes `utterance` without running anything (the plan is ready to run).
     pub fn decide(&self, utterance: &str) -> Result<Decision, BrainError> {
         let raw = self.intents.scores(utterance).map_err(BrainError::Intent)?;
@@ -355,18 +404,8 @@ impl Brain {
             Decision::Llm { confidence, cloud, question } => {
                 reply.confidence = confidence;
                 let t = Instant::now();
-                let context = match &self.memory {
-                    Some(memory) => memory.context_for(&question).unwrap_or_else(|e| {
-                        tracing::warn!("answering without memory context: {e}");
-                        Vec::new()
-                    }),
-                    None => Vec::new(),
-                };
+                let messages = self.llm_messages(question);
                 self.metrics.record_ms(Stage::MemorySearch, ms_since(t));
-                let mut messages = Vec::with_capacity(context.len() + 2);
-                messages.push(ChatMessage::new(Role::System, SYSTEM_PROMPT));
-                messages.extend(context);
-                messages.push(ChatMessage::new(Role::User, question));
                 let local = if cloud { None } else { Some(self.local(&messages, on_text, &mut reply)) };
                 let fall_back = match &local {
                     None => true,
