@@ -288,13 +288,20 @@ impl Control<'_> {
     }
 
     /// Starts transcribing `utterance` while the VAD waits to see whether the pause ends it:
-    /// when it does, the answer starts from this transcript instead of decoding after the wait.
+    /// when it does, the answer starts from this transcript instead of decoding after the wait,
+    /// and from an LLM that has already read the question (see [`crate::brain::Brain::prepare`]).
     fn transcribe_early(&mut self, utterance: Utterance) {
         let (tx, rx) = mpsc::channel();
         let engine = self.engine.clone();
         let samples = utterance.samples;
         let spawned = std::thread::Builder::new().name("roxy-stt-early".into()).spawn(move || {
-            let _ = tx.send(engine.stt().transcribe(&samples));
+            let transcript = engine.stt().transcribe(&samples);
+            let command = transcript.as_ref().ok().map(|t| engine.command_in(&t.text));
+            let _ = tx.send(transcript);
+            if let Some(command) = command.filter(|c| c.chars().any(char::is_alphanumeric)) {
+                engine.brain().prepare(&command);
+            }
+            // Dropping `tx` tells the answer the prefill is done (see `answer`).
         });
         // A later pause replaces this one; its decode finishes and is dropped.
         self.early = spawned.ok().map(|_| EarlyTranscript { span: (utterance.start_ms, utterance.end_ms), result: rx });
@@ -316,11 +323,16 @@ impl Control<'_> {
         let spawned = std::thread::Builder::new().name(format!("roxy-turn-{n}")).spawn(move || {
             let result = (|| -> Result<Option<(Box<Turn>, bool)>, LoopError> {
                 let t = Instant::now();
-                let transcript = match early.and_then(|result| result.recv().ok()) {
-                    Some(result) => result?,
-                    None => engine.stt().transcribe(&utterance.samples)?,
+                let (transcript, early) = match early.and_then(|result| result.recv().ok().map(|t| (t, result))) {
+                    Some((result, early)) => (result?, Some(early)),
+                    None => (engine.stt().transcribe(&utterance.samples)?, None),
                 };
                 let stt_wait_ms = t.elapsed().as_secs_f64() * 1000.0;
+                // The prefill begun at the pause ends first: the answer's LLM call would only
+                // wait for it, and one that began after the answer would throw away its cache.
+                if let Some(early) = early {
+                    let _ = early.recv();
+                }
                 let stt_ms = transcript.timings.stt_ms;
                 engine.metrics().record_ms(Stage::Stt, stt_ms);
                 let heard = transcript.text;

@@ -98,6 +98,11 @@ pub struct Turn {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub wake_at_ms: Option<u64>,
     pub ms: TurnTimes,
+    /// The local LLM's prompt, and how much of it it had already read (primed or prepared).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cached_tokens: Option<u32>,
     pub reply_audio_s: f64,
     #[serde(skip)]
     pub audio: Vec<f32>,
@@ -408,6 +413,7 @@ impl Engine {
         drop(priming);
         let reply = answered?;
         let (audio, first) = spoken?;
+        let (prompt_tokens, cached_tokens) = (reply.prompt_tokens, reply.cached_tokens);
 
         let tts_first_audio = first.map(|(handed, out)| out.duration_since(handed).as_secs_f64() * 1000.0);
         let e2e = first.map(|(_, out)| out.duration_since(since).as_secs_f64() * 1000.0);
@@ -430,6 +436,8 @@ impl Engine {
                 total: ms_since(since),
                 ..Default::default()
             },
+            prompt_tokens,
+            cached_tokens,
             reply_audio_s: audio.len() as f64 / self.tts.sample_rate() as f64,
             audio,
         })

@@ -94,6 +94,7 @@ const LABELLED: &[(&str, &str)] = &[
     ("remember that my locker code is 4512", "remember"),
     ("remember my dentist appointment is on Friday at 3", "remember"),
     ("please remember that I parked on the third floor", "remember"),
+    ("remember that the keys are in the drawer", "remember"),
     ("where did I park my car", "recall"),
     ("when is Anna's birthday", "recall"),
     ("what's the wifi password", "recall"),
@@ -224,6 +225,30 @@ fn priming_leaves_only_the_new_question_to_prefill() {
     let missed = unprimed.prompt_tokens.unwrap() - unprimed.cached_tokens.unwrap();
     println!("unprimed: {missed} prompt tokens prefilled");
     assert!(missed > prompt - cached, "priming saved prefill: {missed} vs {}", prompt - cached);
+    f.brain.shutdown();
+}
+
+/// Preparing reads a question the LLM would answer into its KV cache, and does nothing else: a
+/// skill's question runs no plan (no timer set, no fact stored) and nothing reaches memory.
+#[test]
+fn preparing_prefills_an_llm_question_and_runs_nothing() {
+    let f = brain_with(greedy_config());
+    f.brain.warm_up().unwrap();
+    let memory = f.brain.memory().unwrap().clone();
+    let facts_before = memory.store().facts().list().unwrap().len();
+
+    assert!(!f.brain.prepare("remember that my locker code is 4512"), "a skill's question is not prefilled");
+    assert!(!f.brain.prepare("set a timer for 5 minutes"));
+    assert_eq!(memory.store().facts().list().unwrap().len(), facts_before, "no fact was stored");
+    assert!(f.brain.prepare("Why do cats purr?"), "an LLM question is prefilled");
+    assert_eq!(memory.session().turns().len(), 0, "preparing records no turn");
+
+    let answered = f.brain.answer("Why do cats purr?", &mut |_| {}).unwrap();
+    assert_eq!(answered.route, Route::Local);
+    let (prompt, cached) = (answered.prompt_tokens.unwrap(), answered.cached_tokens.unwrap());
+    println!("prepared: {cached} of {prompt} prompt tokens cached");
+    assert_eq!(cached + 1, prompt, "all but the last prompt token were read at the pause");
+    assert_eq!(memory.session().turns().len(), 1, "the answer itself is recorded");
     f.brain.shutdown();
 }
 

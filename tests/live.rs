@@ -84,6 +84,31 @@ fn engine_with(config: roxy::config::Config) -> (std::sync::Arc<roxy::voice_loop
     (std::sync::Arc::new(engine), data)
 }
 
+/// `samples` fed at real-time pace into the live loop until its first turn (then it quits).
+fn the_first_turn(engine: &std::sync::Arc<roxy::voice_loop::Engine>, samples: Vec<f32>, name: &str) -> Box<roxy::voice_loop::Turn> {
+    use roxy::audio::playback::WavSink;
+    use roxy::live::{self, LiveEvent, LiveOptions};
+    use std::sync::{mpsc, Arc};
+    use std::time::Instant;
+
+    let sink = Arc::new(WavSink::new(engine.sample_rate()));
+    let (commands, inbox) = mpsc::channel();
+    let mut events: Vec<LiveEvent> = Vec::new();
+    let options = LiveOptions { until: Some(Instant::now() + Duration::from_secs(90)), ..Default::default() };
+    let mic = live::file_source(samples, name);
+    live::run(engine.clone(), &mic, sink, inbox, options, &mut |e| {
+        if let LiveEvent::Turn { .. } = e {
+            let _ = commands.send(live::Command::Quit);
+        }
+        events.push(e.clone());
+    })
+    .unwrap();
+    engine.shutdown();
+    let turn = events.iter().find_map(|e| if let LiveEvent::Turn { turn, .. } = e { Some(turn.clone()) } else { None });
+    let shown: Vec<String> = events.iter().map(|e| serde_json::to_string(e).unwrap()).collect();
+    turn.unwrap_or_else(|| panic!("a turn was answered:\n{}", shown.join("\n")))
+}
+
 /// Real barge-in: recorded speech fed at real-time pace into the live loop. "Hey Jarvis" while
 /// Roxy is still answering stops the answer (playback cut, generation cancelled) and the next
 /// command is answered.
@@ -170,36 +195,37 @@ fn the_wake_word_during_an_answer_interrupts_it() {
 /// that transcript instead of decoding after the wait.
 #[test]
 fn a_command_is_transcribed_during_the_end_of_speech_wait() {
-    use roxy::audio::playback::WavSink;
-    use roxy::live::{self, LiveEvent, LiveOptions};
-    use std::sync::{mpsc, Arc};
-    use std::time::Instant;
-
     let lab = support::SpeechLab::new();
     let voice = support::Voice::new("en-us", 160);
     let samples = joined(&lab, "early_stt.wav", &[lab.silence(0.5, 22050), lab.speak("Hey Jarvis, what time is it?", voice), lab.silence(2.0, 22050)]);
     let (engine, _data) = engine_with(roxy::config::Config::default());
-    let sink = Arc::new(WavSink::new(engine.sample_rate()));
-    let (commands, inbox) = mpsc::channel();
-    let mut events: Vec<LiveEvent> = Vec::new();
-    let options = LiveOptions { until: Some(Instant::now() + Duration::from_secs(60)), ..Default::default() };
-    let mic = live::file_source(samples, "early_stt.wav");
-    live::run(engine.clone(), &mic, sink, inbox, options, &mut |e| {
-        if let LiveEvent::Turn { .. } = e {
-            let _ = commands.send(live::Command::Quit);
-        }
-        events.push(e.clone());
-    })
-    .unwrap();
-    engine.shutdown();
-
-    let turn = events.iter().find_map(|e| if let LiveEvent::Turn { turn, .. } = e { Some(turn.clone()) } else { None });
-    let shown: Vec<String> = events.iter().map(|e| serde_json::to_string(e).unwrap()).collect();
-    let turn = turn.unwrap_or_else(|| panic!("a turn was answered:\n{}", shown.join("\n")));
+    let turn = the_first_turn(&engine, samples, "early_stt.wav");
     assert!(turn.reply.starts_with("It's"), "the clock answered: {:?} → {:?}", turn.heard, turn.reply);
     let (decode, waited) = (turn.ms.stt.unwrap(), turn.ms.stt_wait.unwrap());
     println!("STT decode {decode:.0} ms; the answer waited {waited:.0} ms for it after the end of speech");
     assert!(waited < decode, "the decode began before the end of speech: waited {waited} ms of {decode} ms");
+}
+
+/// A question for the LLM is read by it during the same wait: at the pause, once Whisper has
+/// the words, the whole prompt is prefilled, so the answer's LLM call finds every prompt token
+/// but the last already in its KV cache (the last always goes through alone, for its logits).
+#[test]
+fn the_llm_reads_the_question_during_the_end_of_speech_wait() {
+    let lab = support::SpeechLab::new();
+    let voice = support::Voice::new("en-us", 160);
+    let samples = joined(&lab, "early_prefill.wav", &[lab.silence(0.5, 22050), lab.speak("Hey Jarvis, why is the sky blue?", voice), lab.silence(2.0, 22050)]);
+    let mut config = roxy::config::Config::default();
+    config.llm.max_tokens = 16;
+    let (engine, _data) = engine_with(config);
+    // The LLM is loaded and primed before the user speaks, as after a few seconds of use.
+    engine.brain().warm_up().expect("the default LLM loads");
+    engine.settle();
+    let turn = the_first_turn(&engine, samples, "early_prefill.wav");
+    assert_eq!(turn.route, roxy::brain::Route::Local, "the LLM answered {:?}", turn.heard);
+    assert!(!turn.reply.is_empty(), "the LLM said something to {:?}", turn.heard);
+    let (prompt, cached) = (turn.prompt_tokens.unwrap(), turn.cached_tokens.unwrap());
+    println!("{:?}: {cached} of {prompt} prompt tokens were read before the end of speech; LLM first token {:?} ms", turn.heard, turn.ms.llm_first_token);
+    assert_eq!(cached + 1, prompt, "the whole question was prefilled at the pause: {:?} → {:?}", turn.heard, turn.reply);
 }
 
 /// Push-to-talk: the key's release closes the utterance then and there, even though the user
