@@ -5,6 +5,7 @@
 //! The engine runs on a scratch data dir (removed afterwards), so the benchmark's turns never
 //! reach the user's history or memory.
 
+mod live_turns;
 mod llm;
 mod stt;
 
@@ -124,8 +125,10 @@ pub struct Report {
     pub slowest_turn_stage: Option<String>,
     pub wall_s: f64,
     pub rows: Vec<Row>,
-    /// Every timed turn, in order: where a slow p90 comes from.
+    /// Every timed live turn, in order: where a slow p90 comes from.
     pub turns: Vec<TurnFigures>,
+    /// The same questions through the file loop (`roxy run --input`): STT after the end of speech.
+    pub file_turns: Vec<TurnFigures>,
 }
 
 /// Questions for the timed turns: skills and LLM answers, none with side effects to undo.
@@ -188,6 +191,7 @@ pub fn run(paths: &Paths, manifest: &Manifest, options: Options) -> anyhow::Resu
     let metrics = Arc::new(Registry::new());
     let t = Instant::now();
     let (engine, _load) = Engine::load(config.clone(), models_dir, scratch.path(), manifest, metrics.clone()).context("loading the engine")?;
+    let engine = Arc::new(engine);
     let load_s = t.elapsed().as_secs_f64();
     let first = one_turn(&engine, questions[0], &spoken[0])?;
     engine.settle();
@@ -195,20 +199,38 @@ pub fn run(paths: &Paths, manifest: &Manifest, options: Options) -> anyhow::Resu
     rows.push(Row::new("gates", "cold start (process start → first reply audio, models loaded)", cold_s, "s").max(15.0));
     bar.inc(1);
 
-    // 3. End of speech → first audio over a set of turns (STT included).
-    let mut turns = Vec::new();
+    // 3. End of speech → first audio over a set of turns, asked live (STT included), each
+    // next to the same question through the file loop (STT and prefill after the end of
+    // speech), alternating which goes first.
+    let (mut turns, mut after_endpoint) = (Vec::new(), Vec::new());
     for (i, (question, audio)) in questions.iter().zip(&spoken).enumerate() {
         bar.set_message(format!("turns: {}/{}", i + 1, questions.len()));
-        turns.push(one_turn(&engine, question, audio)?);
+        let live = |turns: &mut Vec<TurnFigures>| -> anyhow::Result<()> {
+            turns.extend(live_turns::run(&engine, &[*question], std::slice::from_ref(audio))?);
+            Ok(())
+        };
+        if i % 2 == 1 {
+            live(&mut turns)?;
+        }
+        after_endpoint.push(one_turn(&engine, question, audio)?);
         // A user takes seconds to hear the answer and ask again; the LLM's priming fits in them.
         engine.settle();
+        if i % 2 == 0 {
+            live(&mut turns)?;
+        }
     }
     let mut e2e: Vec<f64> = turns.iter().map(|t| t.e2e_ms).collect();
-    rows.push(Row::new("e2e", format!("end of speech → first audio p50 ({} turns)", e2e.len()), percentile(&mut e2e, 0.5), "ms"));
-    rows.push(Row::new("e2e", format!("end of speech → first audio p90 ({} turns)", e2e.len()), percentile(&mut e2e, 0.9), "ms").max(1000.0));
+    let mut file_e2e: Vec<f64> = after_endpoint.iter().map(|t| t.e2e_ms).collect();
+    let mut last_word: Vec<f64> = turns.iter().filter_map(|t| t.last_word_ms).collect();
+    let n = e2e.len();
+    rows.push(Row::new("e2e", format!("end of speech → first audio p50, live ({n} turns; baseline: STT after the end of speech)"), percentile(&mut e2e, 0.5), "ms").vs(percentile(&mut file_e2e, 0.5)));
+    rows.push(Row::new("e2e", format!("end of speech → first audio p90, live ({n} turns; baseline: STT after the end of speech)"), percentile(&mut e2e, 0.9), "ms").vs(percentile(&mut file_e2e, 0.9)).max(1000.0));
+    let wait = config.vad.end_silence_ms;
+    rows.push(Row::new("e2e", format!("last word → first audio p50, live (the {wait} ms end-of-speech wait included)"), percentile(&mut last_word, 0.5), "ms"));
+    rows.push(Row::new("e2e", format!("last word → first audio p90, live (the {wait} ms end-of-speech wait included)"), percentile(&mut last_word, 0.9), "ms").max(1000.0));
     let mut breakdown: Vec<(&'static str, f64)> = Vec::new();
     for (name, pick) in [
-        ("stt", (|t: &TurnFigures| t.stt_ms) as fn(&TurnFigures) -> Option<f64>),
+        ("stt_wait", (|t: &TurnFigures| t.stt_wait_ms) as fn(&TurnFigures) -> Option<f64>),
         ("intent", |t| t.intent_ms),
         ("llm_first_token", |t| t.llm_first_token_ms),
         ("tts_first_audio", |t| t.tts_first_audio_ms),
@@ -364,6 +386,7 @@ pub fn run(paths: &Paths, manifest: &Manifest, options: Options) -> anyhow::Resu
         wall_s: entered.elapsed().as_secs_f64(),
         rows,
         turns,
+        file_turns: after_endpoint,
     })
 }
 
@@ -371,9 +394,17 @@ pub fn run(paths: &Paths, manifest: &Manifest, options: Options) -> anyhow::Resu
 #[derive(Debug, Clone, Serialize)]
 pub struct TurnFigures {
     pub heard: String,
+    pub reply: String,
     pub route: crate::brain::Route,
     pub e2e_ms: f64,
+    /// Live: from the end of the speaker's last word to the reply's first audio at the speaker,
+    /// the VAD's end-of-speech wait (`vad.end_silence_ms`) included.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_word_ms: Option<f64>,
+    /// Whisper's decode.
     pub stt_ms: Option<f64>,
+    /// How much of it came after the end of speech (live, it starts at the pause before).
+    pub stt_wait_ms: Option<f64>,
     pub intent_ms: Option<f64>,
     pub llm_first_token_ms: Option<f64>,
     pub tts_first_audio_ms: Option<f64>,
@@ -390,9 +421,12 @@ fn one_turn(engine: &Engine, question: &str, audio: &[f32]) -> anyhow::Result<Tu
     let e2e_ms = turn.ms.e2e_first_audio.with_context(|| format!("the reply to {heard:?} made no audio"))?;
     Ok(TurnFigures {
         heard: turn.heard,
+        reply: turn.reply,
         route: turn.route,
         e2e_ms,
+        last_word_ms: None,
         stt_ms: Some(stt_ms),
+        stt_wait_ms: Some(stt_ms),
         intent_ms: turn.ms.intent,
         llm_first_token_ms: turn.ms.llm_first_token,
         tts_first_audio_ms: turn.ms.tts_first_audio,
@@ -510,10 +544,11 @@ pub fn render(report: &Report) -> String {
     if let Some(t) = report.turns.iter().max_by(|a, b| a.e2e_ms.total_cmp(&b.e2e_ms)) {
         let ms = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.0}"));
         out.push_str(&format!(
-            "slowest turn: {:?} ({:?}) {:.0} ms = stt {} + intent {} + llm first token {} + tts first audio {} (+ waiting for the opening to speak)\n",
+            "slowest turn: {:?} ({:?}) {:.0} ms = stt wait {} (of {} decoding) + intent {} + llm first token {} + tts first audio {} (+ waiting for the opening to speak)\n",
             t.heard,
             t.route,
             t.e2e_ms,
+            ms(t.stt_wait_ms),
             ms(t.stt_ms),
             ms(t.intent_ms),
             ms(t.llm_first_token_ms),
