@@ -71,6 +71,10 @@ pub struct Playback {
     pub cancel: Arc<AtomicBool>,
     /// Called once, when the first audio is handed to the sink.
     pub on_first_audio: Option<Arc<dyn Fn() + Send + Sync>>,
+    /// Set for an answer begun before the user was known to have finished (see
+    /// `live::Speculation`): asked once the answer is done whether to record the turn, and the
+    /// e2e figure is left to the caller, who knows when the user finished.
+    pub keep: Option<Arc<dyn Fn() -> bool + Send + Sync>>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -98,7 +102,7 @@ pub struct Turn {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub wake_at_ms: Option<u64>,
     pub ms: TurnTimes,
-    /// The local LLM's prompt, and how much of it it had already read (primed or prepared).
+    /// The local LLM's prompt, and how much of it came from its KV cache (see `Brain::prime`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prompt_tokens: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -119,6 +123,11 @@ pub struct TurnTimes {
     /// the transcription began at the pause that turned out to end the utterance.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stt_wait: Option<f64>,
+    /// Live: how long before the end of speech the answer began, at the pause, its audio held
+    /// until the end of speech (see `live::speculation`); negative when the transcription
+    /// outlasted the wait.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub head_start: Option<f64>,
     pub intent: Option<f64>,
     pub skill: Option<f64>,
     pub llm_first_token: Option<f64>,
@@ -322,7 +331,7 @@ impl Engine {
         let (sentences_tx, sentences_rx) = mpsc::channel::<(String, Instant)>();
         let tts = self.tts.clone();
         let rate = self.tts.sample_rate();
-        let Playback { sink, cancel, on_first_audio } = out.clone();
+        let Playback { sink, cancel, on_first_audio, .. } = out.clone();
         let phrases = self.phrases.clone();
         let options = StreamOptions::from_config(&self.config.tts);
         // Speaks sentences as they arrive; returns the audio and when the first came out.
@@ -375,8 +384,16 @@ impl Engine {
 
         let mut pending = String::new();
         let mut handed_over = false;
-        let answered = self.brain.answer(heard, &mut |piece| {
+        let mut cancelled = false;
+        let keep = || out.keep.as_ref().is_none_or(|keep| keep());
+        let answered = self.brain.answer_if(heard, &mut |piece| {
             if out.cancel.load(Ordering::Relaxed) {
+                // The generation in progress is this one: stop it here too, in case the
+                // canceller's own stop came before it began.
+                if !cancelled {
+                    cancelled = true;
+                    self.brain.cancel();
+                }
                 return;
             }
             pending.push_str(piece);
@@ -390,7 +407,7 @@ impl Engine {
                 tracing::debug!(after_ms = ms_since(since), %sentence, "speech handed to TTS");
                 let _ = sentences_tx.send((sentence, Instant::now()));
             }
-        });
+        }, &keep);
         if !pending.trim().is_empty() && !out.cancel.load(Ordering::Relaxed) {
             let _ = sentences_tx.send((std::mem::take(&mut pending), Instant::now()));
         }
@@ -418,7 +435,9 @@ impl Engine {
         let tts_first_audio = first.map(|(handed, out)| out.duration_since(handed).as_secs_f64() * 1000.0);
         let e2e = first.map(|(_, out)| out.duration_since(since).as_secs_f64() * 1000.0);
         tts_first_audio.inspect(|ms| self.metrics.record_ms(Stage::TtsFirstAudio, *ms));
-        e2e.inspect(|ms| self.metrics.record_ms(Stage::E2e, *ms));
+        if out.keep.is_none() {
+            e2e.inspect(|ms| self.metrics.record_ms(Stage::E2e, *ms));
+        }
         Ok(Turn {
             heard: heard.to_string(),
             reply: reply.text,

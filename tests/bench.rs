@@ -46,7 +46,12 @@ fn quick_bench_reports_every_stage_with_positive_figures() {
     for row in rows {
         assert!(row["figure"].as_str().is_some_and(|f| !f.trim().is_empty()), "{row}");
         assert!(row["unit"].as_str().is_some_and(|u| !u.is_empty()), "{row}");
-        positive(row, "value");
+        if row["figure"].as_str().is_some_and(|f| f.contains("begun before the end of speech")) {
+            // Negative when Whisper outlasted the wait (a debug build on a busy machine).
+            assert!(row["value"].as_f64().is_some_and(f64::is_finite), "{row}");
+        } else {
+            positive(row, "value");
+        }
         // A target is checked: `within` is set exactly when there is one, on a known quantity.
         match &row["target"] {
             Value::Null => assert!(row["within"].is_null(), "{row}"),

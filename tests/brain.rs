@@ -228,27 +228,25 @@ fn priming_leaves_only_the_new_question_to_prefill() {
     f.brain.shutdown();
 }
 
-/// Preparing reads a question the LLM would answer into its KV cache, and does nothing else: a
-/// skill's question runs no plan (no timer set, no fact stored) and nothing reaches memory.
+/// What the live loop needs to begin an answer before the user is known to have finished: the
+/// route without running anything (a skill may act, so only the local LLM's questions qualify),
+/// and an answer recorded only if it is kept.
 #[test]
-fn preparing_prefills_an_llm_question_and_runs_nothing() {
+fn an_answer_begun_early_is_recorded_only_if_kept() {
     let f = brain_with(greedy_config());
-    f.brain.warm_up().unwrap();
     let memory = f.brain.memory().unwrap().clone();
     let facts_before = memory.store().facts().list().unwrap().len();
+    assert!(!f.brain.local_llm_would_answer("remember that my locker code is 4512"));
+    assert!(!f.brain.local_llm_would_answer("set a timer for 5 minutes"));
+    assert_eq!(memory.store().facts().list().unwrap().len(), facts_before, "deciding stored no fact");
+    assert!(f.brain.local_llm_would_answer("Why do cats purr?"));
 
-    assert!(!f.brain.prepare("remember that my locker code is 4512"), "a skill's question is not prefilled");
-    assert!(!f.brain.prepare("set a timer for 5 minutes"));
-    assert_eq!(memory.store().facts().list().unwrap().len(), facts_before, "no fact was stored");
-    assert!(f.brain.prepare("Why do cats purr?"), "an LLM question is prefilled");
-    assert_eq!(memory.session().turns().len(), 0, "preparing records no turn");
-
-    let answered = f.brain.answer("Why do cats purr?", &mut |_| {}).unwrap();
-    assert_eq!(answered.route, Route::Local);
-    let (prompt, cached) = (answered.prompt_tokens.unwrap(), answered.cached_tokens.unwrap());
-    println!("prepared: {cached} of {prompt} prompt tokens cached");
-    assert_eq!(cached + 1, prompt, "all but the last prompt token were read at the pause");
-    assert_eq!(memory.session().turns().len(), 1, "the answer itself is recorded");
+    let dropped = f.brain.answer_if("Why do cats", &mut |_| {}, &|| false).unwrap();
+    assert!(!dropped.text.is_empty(), "the LLM answered the half question");
+    assert_eq!(memory.session().turns().len(), 0, "an answer not kept is not recorded");
+    let kept = f.brain.answer_if("Why do cats purr?", &mut |_| {}, &|| true).unwrap();
+    let turns: Vec<String> = memory.session().turns().map(|t| t.record.user_text.clone()).collect();
+    assert_eq!(turns, ["Why do cats purr?"], "the kept answer is: {}", kept.text);
     f.brain.shutdown();
 }
 

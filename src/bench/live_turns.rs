@@ -117,6 +117,7 @@ fn ask(audio_tx: &mpsc::Sender<CaptureEvent>, events: &mpsc::Receiver<LiveEvent>
                         last_word_ms: Some(heard_at.saturating_duration_since(last_word).as_secs_f64() * 1000.0),
                         stt_ms: ms.stt,
                         stt_wait_ms: ms.stt_wait,
+                        head_start_ms: ms.head_start,
                         intent_ms: ms.intent,
                         llm_first_token_ms: ms.llm_first_token,
                         tts_first_audio_ms: ms.tts_first_audio,

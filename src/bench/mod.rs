@@ -245,6 +245,11 @@ pub fn run(paths: &Paths, manifest: &Manifest, options: Options) -> anyhow::Resu
         let mark = if Some(*name) == slowest { "  ← slowest" } else { "" };
         rows.push(Row::new("e2e", format!("  {name} p50{mark}"), *p50, "ms"));
     }
+    let mut begun: Vec<f64> = turns.iter().filter_map(|t| t.head_start_ms).collect();
+    if !begun.is_empty() {
+        let n = begun.len();
+        rows.push(Row::new("e2e", format!("  answer begun before the end of speech, p50 ({n} LLM turns; the stages above then overlap the wait)"), percentile(&mut begun, 0.5), "ms"));
+    }
     bar.inc(1);
 
     // 4. STT against bare whisper.cpp, with and without the trimmed encoder window.
@@ -405,6 +410,10 @@ pub struct TurnFigures {
     pub stt_ms: Option<f64>,
     /// How much of it came after the end of speech (live, it starts at the pause before).
     pub stt_wait_ms: Option<f64>,
+    /// Live: how long before the end of speech the answer began (at the pause); its LLM first
+    /// token and TTS first audio then partly come before the end of speech.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub head_start_ms: Option<f64>,
     pub intent_ms: Option<f64>,
     pub llm_first_token_ms: Option<f64>,
     pub tts_first_audio_ms: Option<f64>,
@@ -427,6 +436,7 @@ fn one_turn(engine: &Engine, question: &str, audio: &[f32]) -> anyhow::Result<Tu
         last_word_ms: None,
         stt_ms: Some(stt_ms),
         stt_wait_ms: Some(stt_ms),
+        head_start_ms: None,
         intent_ms: turn.ms.intent,
         llm_first_token_ms: turn.ms.llm_first_token,
         tts_first_audio_ms: turn.ms.tts_first_audio,

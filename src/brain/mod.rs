@@ -248,40 +248,13 @@ impl Brain {
         }
     }
 
-    /// Prefills the prompt the local LLM would get for `utterance`, when it would answer it, so
-    /// that answering it next evaluates one token instead of the question's. The live loop calls
-    /// it at the pause that may end the command, while the VAD waits to be sure. No side effects
-    /// beyond the LLM's KV cache: nothing is said or saved, and a skill's plan is never run.
-    /// An LLM stopped while idle is started (the answer would start it anyway). Returns whether
-    /// a prefill ran.
-    pub fn prepare(&self, utterance: &str) -> bool {
-        let Ok(llm) = &self.llm else { return false };
-        let question = match self.decide(utterance) {
-            Ok(Decision::Llm { cloud: false, question, .. }) => question,
-            Ok(_) => return false,
-            Err(e) => {
-                tracing::debug!("not preparing the LLM: {e}");
-                return false;
-            }
-        };
-        let messages = self.llm_messages(question);
-        let options = GenerateOptions { max_tokens: 0, ..self.options.clone() };
-        let t = Instant::now();
-        match llm.generate(&messages, &options, |_| {}) {
-            Ok(c) => {
-                tracing::debug!(prompt = c.stats.prompt_tokens, cached = c.stats.cached_tokens, ms = ms_since(t), "LLM prepared for the question");
-                true
-            }
-            Err(e) => {
-                tracing::debug!("preparing the LLM failed: {e}");
-                false
-            }
-        }
+    /// Whether the local LLM (not a skill, not the cloud) would answer `utterance`. Nothing runs.
+    pub fn local_llm_would_answer(&self, utterance: &str) -> bool {
+        self.llm.is_ok() && matches!(self.decide(utterance), Ok(Decision::Llm { cloud: false, .. }))
     }
 
     /// The local LLM's prompt for `question`: the system prompt, the conversation and the facts
-    /// recalled for it, then the question. [`Brain::prepare`] relies on it being the same for
-    /// the same question.
+    /// recalled for it, then the question.
     fn llm_messages(&self, question: String) -> Vec<ChatMessage> {
         let context = match &self.memory {
             Some(memory) => memory.context_for(&question).unwrap_or_else(|e| {
@@ -346,9 +319,16 @@ impl Brain {
     /// conversation so far and the facts recalled for the question; every answered turn is
     /// recorded in memory.
     pub fn answer(&self, utterance: &str, on_text: &mut dyn FnMut(&str)) -> Result<Reply, BrainError> {
+        self.answer_if(utterance, on_text, &|| true)
+    }
+
+    /// [`Brain::answer`], recording the turn only if `keep()` says so once the answer is done
+    /// (it may wait): an answer begun before the user was known to have finished is kept only
+    /// if they had.
+    pub fn answer_if(&self, utterance: &str, on_text: &mut dyn FnMut(&str), keep: &dyn Fn() -> bool) -> Result<Reply, BrainError> {
         let reply = self.route_and_answer(utterance, on_text)?;
         if let Some(memory) = &self.memory {
-            if !reply.text.is_empty() {
+            if !reply.text.is_empty() && keep() {
                 let route = match reply.route {
                     Route::Skill => "skill",
                     Route::Local => "llm",

@@ -3,6 +3,8 @@
 //! end of speech), commands (hotkey, menu, stdin), answer progress and timers. Answers run on
 //! their own thread, so listening (and barge-in) never waits for the LLM or TTS.
 
+mod speculation;
+
 use crate::audio::capture::{CaptureEvent, DeviceFormat, SAMPLE_RATE};
 use crate::audio::playback::{wait_until_quiet, AudioSink};
 use crate::coordinator::{Coordinator, Effect, Input, State, Trigger};
@@ -12,6 +14,7 @@ use crate::vad::{EndpointSettings, Utterance, Vad};
 use crate::voice_loop::{Engine, LoopError, Playback, Turn};
 use crate::wake::{WakeDetector, WakeSettings};
 use serde::Serialize;
+use speculation::Speculation;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
@@ -79,10 +82,12 @@ impl Default for LiveOptions {
 
 const OVERRUN_REPORT_EVERY: Duration = Duration::from_secs(5);
 
-/// A transcription started at a pause, for the utterance spanning `span` (ms).
+/// A transcription started at a pause, for the utterance spanning `span` (ms), and the answer
+/// that may be begun from it.
 struct EarlyTranscript {
     span: (u64, u64),
     result: Receiver<Result<crate::stt::Transcript, crate::stt::SttError>>,
+    answer: Speculation,
 }
 
 enum Progress {
@@ -235,6 +240,7 @@ pub fn run(engine: Arc<Engine>, audio: &Receiver<CaptureEvent>, sink: Arc<dyn Au
             Err(RecvTimeoutError::Disconnected) => break,
         }
     }
+    control.drop_early();
     if let Some((_, cancel)) = &control.cancel {
         cancel.store(true, Ordering::Relaxed);
         control.engine.brain().cancel();
@@ -264,8 +270,19 @@ impl Control<'_> {
                 Effect::Answer(n) => self.answer(n),
             }
         }
+        // Listening ended without an utterance (stopped, timed out): nothing to answer early.
+        if before == State::Listening && after == State::Idle {
+            self.drop_early();
+        }
         if before != after {
             (self.on_event)(&LiveEvent::State { state: after });
+        }
+    }
+
+    /// Forgets the transcription begun at a pause, and stops the answer begun from it.
+    fn drop_early(&mut self) {
+        if let Some(early) = self.early.take() {
+            early.answer.discard();
         }
     }
 
@@ -287,11 +304,15 @@ impl Control<'_> {
         }
     }
 
-    /// Starts transcribing `utterance` while the VAD waits to see whether the pause ends it:
-    /// when it does, the answer starts from this transcript instead of decoding after the wait,
-    /// and from an LLM that has already read the question (see [`crate::brain::Brain::prepare`]).
+    /// Starts transcribing `utterance` while the VAD waits to see whether the pause ends it, and
+    /// then, when the local LLM would answer, the answer itself (its audio held; see
+    /// [`speculation`]). When the pause does end the utterance, the answer starts from this
+    /// transcript, and is heard as soon as the end of speech confirms it.
     fn transcribe_early(&mut self, utterance: Utterance) {
+        // A later pause: the user went on talking.
+        self.drop_early();
         let (tx, rx) = mpsc::channel();
+        let (answer, runner) = Speculation::new();
         let engine = self.engine.clone();
         let samples = utterance.samples;
         let spawned = std::thread::Builder::new().name("roxy-stt-early".into()).spawn(move || {
@@ -299,12 +320,10 @@ impl Control<'_> {
             let command = transcript.as_ref().ok().map(|t| engine.command_in(&t.text));
             let _ = tx.send(transcript);
             if let Some(command) = command.filter(|c| c.chars().any(char::is_alphanumeric)) {
-                engine.brain().prepare(&command);
+                runner.run(&engine, &command);
             }
-            // Dropping `tx` tells the answer the prefill is done (see `answer`).
         });
-        // A later pause replaces this one; its decode finishes and is dropped.
-        self.early = spawned.ok().map(|_| EarlyTranscript { span: (utterance.start_ms, utterance.end_ms), result: rx });
+        self.early = spawned.ok().map(|_| EarlyTranscript { span: (utterance.start_ms, utterance.end_ms), result: rx, answer });
     }
 
     /// Transcribes the closed utterance and answers it on a thread of its own.
@@ -314,8 +333,14 @@ impl Control<'_> {
             return;
         };
         // The same audio (see `VadEvent::Pause`), so the same transcript.
-        let early = self.early.take().filter(|e| e.span == (utterance.start_ms, utterance.end_ms)).map(|e| e.result);
-        let cancel = Arc::new(AtomicBool::new(false));
+        let early = match self.early.take() {
+            Some(e) if e.span == (utterance.start_ms, utterance.end_ms) => Some(e),
+            other => {
+                other.map(|e| e.answer.discard());
+                None
+            }
+        };
+        let cancel = early.as_ref().map_or_else(|| Arc::new(AtomicBool::new(false)), |e| e.answer.cancel_flag().clone());
         self.cancel = Some((n, cancel.clone()));
         let (engine, sink, progress) = (self.engine.clone(), self.sink.clone(), self.progress.clone());
         let since = Instant::now();
@@ -323,26 +348,36 @@ impl Control<'_> {
         let spawned = std::thread::Builder::new().name(format!("roxy-turn-{n}")).spawn(move || {
             let result = (|| -> Result<Option<(Box<Turn>, bool)>, LoopError> {
                 let t = Instant::now();
-                let (transcript, early) = match early.and_then(|result| result.recv().ok().map(|t| (t, result))) {
-                    Some((result, early)) => (result?, Some(early)),
+                let (transcript, early) = match early.and_then(|e| e.result.recv().ok().map(|t| (t, e.answer))) {
+                    Some((result, answer)) => (result?, Some(answer)),
                     None => (engine.stt().transcribe(&utterance.samples)?, None),
                 };
                 let stt_wait_ms = t.elapsed().as_secs_f64() * 1000.0;
-                // The prefill begun at the pause ends first: the answer's LLM call would only
-                // wait for it, and one that began after the answer would throw away its cache.
-                if let Some(early) = early {
-                    let _ = early.recv();
-                }
                 let stt_ms = transcript.timings.stt_ms;
                 engine.metrics().record_ms(Stage::Stt, stt_ms);
                 let heard = transcript.text;
                 let command = engine.command_in(&heard);
-                if command.chars().all(|c| !c.is_alphanumeric()) || cancel.load(Ordering::Relaxed) {
-                    return Ok(None);
-                }
                 let first = progress.clone();
-                let out = Playback { sink: Some(sink.clone()), cancel: cancel.clone(), on_first_audio: Some(Arc::new(move || drop(first.send(Progress::FirstAudio(n))))) };
-                let mut turn = engine.respond(&command, since, &out)?;
+                let on_first_audio = move || drop(first.send(Progress::FirstAudio(n)));
+                let begun = match early {
+                    Some(answer) => answer.confirm(sink.clone(), since, on_first_audio.clone()).transpose()?,
+                    None => None,
+                };
+                let mut turn = match begun {
+                    Some(begun) => {
+                        begun.turn.ms.e2e_first_audio.inspect(|ms| engine.metrics().record_ms(Stage::E2e, *ms));
+                        let mut turn = begun.turn;
+                        turn.ms.head_start = Some(round_ms(begun.head_start_ms));
+                        turn
+                    }
+                    None => {
+                        if command.chars().all(|c| !c.is_alphanumeric()) || cancel.load(Ordering::Relaxed) {
+                            return Ok(None);
+                        }
+                        let out = Playback { sink: Some(sink.clone()), cancel: cancel.clone(), on_first_audio: Some(Arc::new(on_first_audio)), keep: None };
+                        engine.respond(&command, since, &out)?
+                    }
+                };
                 turn.ms.stt = Some(round_ms(stt_ms));
                 turn.ms.stt_wait = Some(round_ms(stt_wait_ms));
                 turn.ms.wake = wake_ms.map(round_ms);
@@ -379,7 +414,7 @@ impl Control<'_> {
 
 /// The listening chime from `assets/`.
 fn earcon() -> (Vec<f32>, u32) {
-    const WAV: &[u8] = include_bytes!("../assets/earcon.wav");
+    const WAV: &[u8] = include_bytes!("../../assets/earcon.wav");
     match hound::WavReader::new(std::io::Cursor::new(WAV)) {
         Ok(reader) => {
             let rate = reader.spec().sample_rate;
