@@ -69,7 +69,7 @@ impl Store {
         }
         let err = |e| classify(path, e);
         let mut writer = connect(path).map_err(err)?;
-        let mode: String = writer.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)).map_err(err)?;
+        let mode: String = retry_busy(|| writer.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))).map_err(err)?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(MemoryError::Invalid(format!(
                 "memory database {}: the file system refused WAL mode (got `{mode}`). Fix: keep the data dir on a local disk (set ROXY_DATA_DIR)",
@@ -271,6 +271,21 @@ pub fn health(path: &Path) -> Result<Health, MemoryError> {
         health.cache_entries = count("cache")?;
     }
     Ok(health)
+}
+
+/// Runs `f` again while SQLite answers "busy" at once, up to [`BUSY_TIMEOUT`]. Switching a new
+/// file to WAL needs an exclusive lock, and when two processes open it at the same moment SQLite
+/// fails one at once instead of calling its busy handler (waiting could deadlock).
+fn retry_busy<T>(mut f: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    let started = std::time::Instant::now();
+    loop {
+        match f() {
+            Err(e) if matches!(e.sqlite_error_code(), Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)) && started.elapsed() < BUSY_TIMEOUT => {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            other => return other,
+        }
+    }
 }
 
 fn connect(path: &Path) -> rusqlite::Result<Connection> {
