@@ -72,7 +72,7 @@ pub struct Playback {
     /// Called once, when the first audio is handed to the sink.
     pub on_first_audio: Option<Arc<dyn Fn() + Send + Sync>>,
     /// Set for an answer begun before the user was known to have finished (see
-    /// `live::Speculation`): asked once the answer is done whether to record the turn, and the
+    /// `live::speculation`): asked once the answer is done whether to record the turn, and the
     /// e2e figure is left to the caller, who knows when the user finished.
     pub keep: Option<Arc<dyn Fn() -> bool + Send + Sync>>,
 }

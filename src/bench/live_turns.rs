@@ -1,7 +1,7 @@
 //! The bench's timed turns as a user has them: the hotkey, then the question spoken into the live
-//! loop (the one `roxy run` and the app run) at the pace of speech, so Whisper and the LLM's
-//! prefill start at the pause that ends the question, as they do for a user. Replies go to a
-//! sink that takes them at once: only the time to the first audio is measured.
+//! loop (the one `roxy run` and the app run) at the pace of speech, so Whisper and the answer
+//! start at the pause that ends the question, as they do for a user. Replies go to a sink that
+//! takes them at once: only the time to the first audio is measured.
 
 use super::TurnFigures;
 use crate::audio::capture::{CaptureEvent, DeviceFormat, SAMPLE_RATE};
