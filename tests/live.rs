@@ -84,8 +84,9 @@ fn engine_with(config: roxy::config::Config) -> (std::sync::Arc<roxy::voice_loop
     (std::sync::Arc::new(engine), data)
 }
 
-/// `samples` fed at real-time pace into the live loop until its first turn (then it quits).
-fn the_first_turn(engine: &std::sync::Arc<roxy::voice_loop::Engine>, samples: Vec<f32>, name: &str) -> Box<roxy::voice_loop::Turn> {
+/// `samples` fed at real-time pace into the live loop until its first turn (then it quits);
+/// with `hotkey`, the hotkey is pressed first (no wake word needed).
+fn the_first_turn(engine: &std::sync::Arc<roxy::voice_loop::Engine>, samples: Vec<f32>, name: &str, hotkey: bool) -> Box<roxy::voice_loop::Turn> {
     use roxy::audio::playback::WavSink;
     use roxy::live::{self, LiveEvent, LiveOptions};
     use std::sync::{mpsc, Arc};
@@ -93,6 +94,9 @@ fn the_first_turn(engine: &std::sync::Arc<roxy::voice_loop::Engine>, samples: Ve
 
     let sink = Arc::new(WavSink::new(engine.sample_rate()));
     let (commands, inbox) = mpsc::channel();
+    if hotkey {
+        commands.send(live::Command::Activate(roxy::coordinator::Trigger::Hotkey)).unwrap();
+    }
     let mut events: Vec<LiveEvent> = Vec::new();
     let options = LiveOptions { until: Some(Instant::now() + Duration::from_secs(90)), ..Default::default() };
     let mic = live::file_source(samples, name);
@@ -199,7 +203,7 @@ fn a_command_is_transcribed_during_the_end_of_speech_wait() {
     let voice = support::Voice::new("en-us", 160);
     let samples = joined(&lab, "early_stt.wav", &[lab.silence(0.5, 22050), lab.speak("Hey Jarvis, what time is it?", voice), lab.silence(2.0, 22050)]);
     let (engine, _data) = engine_with(roxy::config::Config::default());
-    let turn = the_first_turn(&engine, samples, "early_stt.wav");
+    let turn = the_first_turn(&engine, samples, "early_stt.wav", false);
     assert!(turn.reply.starts_with("It's"), "the clock answered: {:?} → {:?}", turn.heard, turn.reply);
     let (decode, waited) = (turn.ms.stt.unwrap(), turn.ms.stt_wait.unwrap());
     println!("STT decode {decode:.0} ms; the answer waited {waited:.0} ms for it after the end of speech");
@@ -212,14 +216,16 @@ fn a_command_is_transcribed_during_the_end_of_speech_wait() {
 fn an_llm_answer_begins_during_the_end_of_speech_wait() {
     let lab = support::SpeechLab::new();
     let voice = support::Voice::new("en-us", 160);
-    let samples = joined(&lab, "early_answer.wav", &[lab.silence(0.5, 22050), lab.speak("Hey Jarvis, why is the sky blue?", voice), lab.silence(2.0, 22050)]);
+    // By hotkey: Whisper tiny often doubts its fast pass over a wake phrase and decodes again
+    // (see the README), which would leave no wait to begin the answer in.
+    let samples = joined(&lab, "early_answer.wav", &[lab.silence(0.5, 22050), lab.speak("Why is the sky blue?", voice), lab.silence(2.0, 22050)]);
     let mut config = roxy::config::Config::default();
     config.llm.max_tokens = 16;
     let (engine, _data) = engine_with(config);
     // The LLM is loaded and primed before the user speaks, as after a few seconds of use.
     engine.brain().warm_up().expect("the default LLM loads");
     engine.settle();
-    let turn = the_first_turn(&engine, samples, "early_answer.wav");
+    let turn = the_first_turn(&engine, samples, "early_answer.wav", true);
     assert_eq!(turn.route, roxy::brain::Route::Local, "the LLM answered {:?}", turn.heard);
     assert!(!turn.reply.is_empty() && turn.reply_audio_s > 0.0, "the LLM's answer was spoken: {:?}", turn.heard);
     // When it began depends on Whisper beating the 300 ms wait (a debug build on a busy machine
@@ -245,7 +251,7 @@ fn going_on_after_a_pause_drops_the_answer_begun_at_it() {
     let (engine, _data) = engine_with(config);
     engine.brain().warm_up().expect("the default LLM loads");
     engine.settle();
-    let turn = the_first_turn(&engine, samples, "pause_inside.wav");
+    let turn = the_first_turn(&engine, samples, "pause_inside.wav", false);
     let heard = turn.heard.to_lowercase();
     assert!(heard.contains("sky") && heard.contains("blue"), "the whole question was answered: {heard:?}");
     let recorded: Vec<String> = engine.brain().memory().unwrap().session().turns().map(|t| t.record.user_text.clone()).collect();
