@@ -84,6 +84,22 @@ fn engine_with(config: roxy::config::Config) -> (std::sync::Arc<roxy::voice_loop
     (std::sync::Arc::new(engine), data)
 }
 
+/// Short answers, and the LLM loaded and primed before the user speaks, as after a few seconds
+/// of use.
+fn engine_with_a_warm_llm() -> (std::sync::Arc<roxy::voice_loop::Engine>, tempfile::TempDir) {
+    let mut config = roxy::config::Config::default();
+    config.llm.max_tokens = 16;
+    let (engine, data) = engine_with(config);
+    engine.brain().warm_up().expect("the default LLM loads");
+    engine.settle();
+    (engine, data)
+}
+
+/// What the session has recorded: the user's side of each turn.
+fn recorded(engine: &roxy::voice_loop::Engine) -> Vec<String> {
+    engine.brain().memory().unwrap().session().turns().map(|t| t.record.user_text.clone()).collect()
+}
+
 /// `samples` fed at real-time pace into the live loop until its first turn (then it quits);
 /// with `hotkey`, the hotkey is pressed first (no wake word needed).
 fn the_first_turn(engine: &std::sync::Arc<roxy::voice_loop::Engine>, samples: Vec<f32>, name: &str, hotkey: bool) -> Box<roxy::voice_loop::Turn> {
@@ -219,12 +235,7 @@ fn an_llm_answer_begins_during_the_end_of_speech_wait() {
     // By hotkey: Whisper tiny often doubts its fast pass over a wake phrase and decodes again
     // (see the README), which would leave no wait to begin the answer in.
     let samples = joined(&lab, "early_answer.wav", &[lab.silence(0.5, 22050), lab.speak("Why is the sky blue?", voice), lab.silence(2.0, 22050)]);
-    let mut config = roxy::config::Config::default();
-    config.llm.max_tokens = 16;
-    let (engine, _data) = engine_with(config);
-    // The LLM is loaded and primed before the user speaks, as after a few seconds of use.
-    engine.brain().warm_up().expect("the default LLM loads");
-    engine.settle();
+    let (engine, _data) = engine_with_a_warm_llm();
     let turn = the_first_turn(&engine, samples, "early_answer.wav", true);
     assert_eq!(turn.route, roxy::brain::Route::Local, "the LLM answered {:?}", turn.heard);
     assert!(!turn.reply.is_empty() && turn.reply_audio_s > 0.0, "the LLM's answer was spoken: {:?}", turn.heard);
@@ -232,8 +243,7 @@ fn an_llm_answer_begins_during_the_end_of_speech_wait() {
     // may not): that the answer came from the pause is what is checked.
     let head_start = turn.ms.head_start.unwrap_or_else(|| panic!("the answer to {:?} was begun at the pause", turn.heard));
     println!("{:?}: begun {head_start:.0} ms before the end of speech (STT {:?} ms); first audio {:?} ms after it", turn.heard, turn.ms.stt, turn.ms.e2e_first_audio);
-    let recorded: Vec<String> = engine.brain().memory().unwrap().session().turns().map(|t| t.record.user_text.clone()).collect();
-    assert_eq!(recorded, [turn.heard.clone()], "the confirmed answer is recorded once");
+    assert_eq!(recorded(&engine), [turn.heard.clone()], "the confirmed answer is recorded once");
 }
 
 /// A pause inside a question is not its end: what was begun from the first half is dropped
@@ -246,16 +256,11 @@ fn going_on_after_a_pause_drops_the_answer_begun_at_it() {
     // espeak-ng ends each clip with ~350 ms of quiet: past the VAD's post-roll (200 ms), short of
     // its end-of-speech wait (500 ms).
     let samples = joined(&lab, "pause_inside.wav", &[lab.silence(0.5, 22050), halves[0].clone(), halves[1].clone(), lab.silence(2.0, 22050)]);
-    let mut config = roxy::config::Config::default();
-    config.llm.max_tokens = 16;
-    let (engine, _data) = engine_with(config);
-    engine.brain().warm_up().expect("the default LLM loads");
-    engine.settle();
+    let (engine, _data) = engine_with_a_warm_llm();
     let turn = the_first_turn(&engine, samples, "pause_inside.wav", false);
     let heard = turn.heard.to_lowercase();
     assert!(heard.contains("sky") && heard.contains("blue"), "the whole question was answered: {heard:?}");
-    let recorded: Vec<String> = engine.brain().memory().unwrap().session().turns().map(|t| t.record.user_text.clone()).collect();
-    assert_eq!(recorded, [turn.heard.clone()], "only the whole question is recorded");
+    assert_eq!(recorded(&engine), [turn.heard.clone()], "only the whole question is recorded");
 }
 
 /// Push-to-talk: the key's release closes the utterance then and there, even though the user
