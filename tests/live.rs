@@ -243,7 +243,7 @@ fn an_llm_answer_begins_during_the_end_of_speech_wait() {
     // may not): that the answer came from the pause is what is checked.
     let head_start = turn.ms.head_start.unwrap_or_else(|| panic!("the answer to {:?} was begun at the pause", turn.heard));
     println!("{:?}: begun {head_start:.0} ms before the end of speech (STT {:?} ms); first audio {:?} ms after it", turn.heard, turn.ms.stt, turn.ms.e2e_first_audio);
-    assert_eq!(recorded(&engine), [turn.heard.clone()], "the confirmed answer is recorded once");
+    assert_eq!(recorded(&engine), std::slice::from_ref(&turn.heard), "the confirmed answer is recorded once");
 }
 
 /// A pause inside a question is not its end: what was begun from the first half is dropped
@@ -260,7 +260,7 @@ fn going_on_after_a_pause_drops_the_answer_begun_at_it() {
     let turn = the_first_turn(&engine, samples, "pause_inside.wav", false);
     let heard = turn.heard.to_lowercase();
     assert!(heard.contains("sky") && heard.contains("blue"), "the whole question was answered: {heard:?}");
-    assert_eq!(recorded(&engine), [turn.heard.clone()], "only the whole question is recorded");
+    assert_eq!(recorded(&engine), std::slice::from_ref(&turn.heard), "only the whole question is recorded");
 }
 
 /// Push-to-talk: the key's release closes the utterance then and there, even though the user

@@ -336,7 +336,9 @@ impl Control<'_> {
         let early = match self.early.take() {
             Some(e) if e.span == (utterance.start_ms, utterance.end_ms) => Some(e),
             other => {
-                other.map(|e| e.answer.discard());
+                if let Some(stale) = other {
+                    stale.answer.discard();
+                }
                 None
             }
         };
