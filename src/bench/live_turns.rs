@@ -51,8 +51,8 @@ impl AudioSink for Discard {
     }
 }
 
-/// One live turn per question (`spoken`: its 16 kHz audio), in one run of the live loop.
-pub(super) fn run(engine: &Arc<Engine>, questions: &[&str], spoken: &[Vec<f32>]) -> anyhow::Result<Vec<TurnFigures>> {
+/// `question` (`spoken`: its 16 kHz audio) asked in a run of the live loop of its own.
+pub(super) fn run(engine: &Arc<Engine>, question: &str, spoken: &[f32]) -> anyhow::Result<TurnFigures> {
     let (audio_tx, audio_rx) = mpsc::channel();
     let (commands_tx, commands_rx) = mpsc::channel();
     let (events_tx, events) = mpsc::channel::<LiveEvent>();
@@ -66,23 +66,16 @@ pub(super) fn run(engine: &Arc<Engine>, questions: &[&str], spoken: &[Vec<f32>])
         });
         let format = DeviceFormat { device: "bench".into(), sample_rate: SAMPLE_RATE, channels: 1, sample_format: "f32".into() };
         let _ = audio_tx.send(CaptureEvent::Started(format));
-        let mut turns = Vec::new();
-        let asked = (|| -> anyhow::Result<()> {
-            for (question, audio) in questions.iter().zip(spoken) {
-                commands_tx.send(Command::Activate(Trigger::Hotkey)).context("the live loop stopped")?;
-                let turn = ask(&audio_tx, &events, &sink, audio).with_context(|| format!("the live turn {question:?}"))?;
-                turns.push(turn);
-                // A user takes seconds to hear the answer and ask again; the LLM's priming fits in them.
-                engine.settle();
-            }
-            Ok(())
-        })();
+        let asked = commands_tx
+            .send(Command::Activate(Trigger::Hotkey))
+            .context("the live loop stopped")
+            .and_then(|()| ask(&audio_tx, &events, &sink, spoken))
+            .with_context(|| format!("the live turn {question:?}"));
         let _ = commands_tx.send(Command::Quit);
         let ran = looping.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         // The loop's own failure explains a turn's.
         ran?;
-        asked?;
-        Ok(turns)
+        asked
     })
 }
 

@@ -205,15 +205,16 @@ pub fn run(paths: &Paths, manifest: &Manifest, options: Options) -> anyhow::Resu
     let (mut turns, mut after_endpoint) = (Vec::new(), Vec::new());
     for (i, (question, audio)) in questions.iter().zip(&spoken).enumerate() {
         bar.set_message(format!("turns: {}/{}", i + 1, questions.len()));
+        // A user takes seconds to hear the answer and ask again; the LLM's priming fits in them.
         let live = |turns: &mut Vec<TurnFigures>| -> anyhow::Result<()> {
-            turns.extend(live_turns::run(&engine, &[*question], std::slice::from_ref(audio))?);
+            turns.push(live_turns::run(&engine, question, audio)?);
+            engine.settle();
             Ok(())
         };
         if i % 2 == 1 {
             live(&mut turns)?;
         }
         after_endpoint.push(one_turn(&engine, question, audio)?);
-        // A user takes seconds to hear the answer and ask again; the LLM's priming fits in them.
         engine.settle();
         if i % 2 == 0 {
             live(&mut turns)?;

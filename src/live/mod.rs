@@ -366,10 +366,8 @@ impl Control<'_> {
                     None => None,
                 };
                 let mut turn = match begun {
-                    Some(begun) => {
-                        begun.turn.ms.e2e_first_audio.inspect(|ms| engine.metrics().record_ms(Stage::E2e, *ms));
-                        let mut turn = begun.turn;
-                        turn.ms.head_start = Some(round_ms(begun.head_start_ms));
+                    Some(turn) => {
+                        turn.ms.e2e_first_audio.inspect(|ms| engine.metrics().record_ms(Stage::E2e, *ms));
                         turn
                     }
                     None => {

@@ -7,6 +7,7 @@
 //! and the cloud must not see words the user has not finished saying.
 
 use crate::audio::playback::AudioSink;
+use crate::metrics::round_ms;
 use crate::voice_loop::{Engine, LoopError, Playback, Turn};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -116,13 +117,6 @@ pub struct Runner {
     done: Sender<Result<(Turn, Instant), LoopError>>,
 }
 
-/// A confirmed answer: the turn, and how long before the end of speech it began (negative: after
-/// it, when the transcription outlasted the wait).
-pub struct Confirmed {
-    pub turn: Turn,
-    pub head_start_ms: f64,
-}
-
 impl Speculation {
     pub fn new() -> (Speculation, Runner) {
         let (gate, cancel) = (Arc::new(Gate::default()), Arc::new(AtomicBool::new(false)));
@@ -138,19 +132,20 @@ impl Speculation {
     }
 
     /// The user has finished (at `ended`): the held audio plays now, then the rest as it is made.
-    /// Waits for the whole answer; `None` when none was begun.
-    pub fn confirm(self, sink: Arc<dyn AudioSink>, ended: Instant, on_first_audio: impl FnOnce() + Send + 'static) -> Option<Result<Confirmed, LoopError>> {
+    /// Waits for the whole answer; `None` when none was begun. The turn's e2e runs from `ended`,
+    /// and its `head_start` says how long before `ended` the answer began.
+    pub fn confirm(self, sink: Arc<dyn AudioSink>, ended: Instant, on_first_audio: impl FnOnce() + Send + 'static) -> Option<Result<Turn, LoopError>> {
         self.gate.open(sink, on_first_audio);
         let _ = self.verdict.send(true);
-        let (turn, began) = match self.done.recv().ok()? {
+        let (mut turn, began) = match self.done.recv().ok()? {
             Ok(done) => done,
             Err(e) => return Some(Err(e)),
         };
-        let mut turn = turn;
         // Heard when the gate let it through: at once if it was ready before the end of speech.
-        turn.ms.e2e_first_audio = self.gate.first_heard().map(|at| crate::metrics::round_ms(at.saturating_duration_since(ended).as_secs_f64() * 1000.0));
-        let head_start_ms = if began <= ended { (ended - began).as_secs_f64() } else { -(began - ended).as_secs_f64() } * 1000.0;
-        Some(Ok(Confirmed { turn, head_start_ms }))
+        turn.ms.e2e_first_audio = self.gate.first_heard().map(|at| round_ms(at.saturating_duration_since(ended).as_secs_f64() * 1000.0));
+        let head_start_s = if began <= ended { (ended - began).as_secs_f64() } else { -(began - ended).as_secs_f64() };
+        turn.ms.head_start = Some(round_ms(head_start_s * 1000.0));
+        Some(Ok(turn))
     }
 
     /// The user went on talking (or Roxy stopped listening): stop and forget the answer.
