@@ -17,6 +17,7 @@ pub mod memory;
 pub mod models;
 pub mod onnx;
 pub mod paths;
+pub mod platform;
 pub mod presets;
 pub mod stt;
 pub mod tts;

@@ -7,12 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-#[cfg(target_os = "macos")]
-pub const LIBRARY_NAME: &str = "libonnxruntime.dylib";
-#[cfg(target_os = "windows")]
-pub const LIBRARY_NAME: &str = "onnxruntime.dll";
-#[cfg(not(any(target_os = "macos", target_os = "windows")))]
-pub const LIBRARY_NAME: &str = "libonnxruntime.so";
+pub use crate::platform::ONNX_LIBRARY_NAME as LIBRARY_NAME;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum OnnxError {

@@ -154,8 +154,7 @@ fn find_device(host: &cpal::Host, wanted: Option<&str>) -> Option<cpal::Device> 
 }
 
 fn open_stream(wanted: Option<&str>) -> Result<Open, CaptureError> {
-    #[cfg(target_os = "linux")]
-    super::devices::quiet_alsa();
+    crate::platform::quiet_audio_backend();
     let host = cpal::default_host();
     let device = find_device(&host, wanted).ok_or(CaptureError::NoDevice { device: wanted.map(str::to_string) })?;
     let name = device.name().unwrap_or_else(|_| "(unnamed)".into());
@@ -255,8 +254,7 @@ fn capture_thread(
         let Some(open) = current.as_mut() else {
             if last_attempt.elapsed() >= REOPEN_EVERY {
                 last_attempt = Instant::now();
-                #[cfg(target_os = "linux")]
-                super::devices::reload_alsa_config();
+                crate::platform::reload_audio_config();
                 if let Ok(open) = open_stream(wanted.as_deref()) {
                     zeros_since = None;
                     silent_reported = false;

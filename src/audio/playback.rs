@@ -37,7 +37,7 @@ impl Speaker {
         std::thread::Builder::new()
             .name("roxy-speaker".into())
             .spawn(move || {
-                crate::audio::devices::quiet_alsa();
+                crate::platform::quiet_audio_backend();
                 match rodio::OutputStreamBuilder::open_default_stream() {
                     Ok(mut stream) => {
                         stream.log_on_drop(false);

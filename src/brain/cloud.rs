@@ -32,7 +32,7 @@ pub struct CloudClient {
 
 impl CloudClient {
     pub fn from_config(config: &CloudConfig) -> Result<CloudClient, CloudError> {
-        let key = keychain_key().or_else(|| std::env::var(&config.api_key_env).ok().filter(|k| !k.trim().is_empty()));
+        let key = crate::platform::keychain_key().or_else(|| std::env::var(&config.api_key_env).ok().filter(|k| !k.trim().is_empty()));
         let Some(key) = key else { return Err(CloudError::NoKey { env: config.api_key_env.clone() }) };
         let http = reqwest::blocking::Client::builder()
             .connect_timeout(Duration::from_secs(5))
@@ -82,17 +82,4 @@ fn role(role: Role) -> &'static str {
         Role::User => "user",
         Role::Assistant => "assistant",
     }
-}
-
-#[cfg(target_os = "macos")]
-fn keychain_key() -> Option<String> {
-    // A fixed command line; nothing from the user goes into it.
-    let out = std::process::Command::new("security").args(["find-generic-password", "-s", "roxy", "-a", "cloud", "-w"]).output().ok()?;
-    let key = String::from_utf8(out.stdout).ok()?.trim().to_string();
-    (out.status.success() && !key.is_empty()).then_some(key)
-}
-
-#[cfg(not(target_os = "macos"))]
-fn keychain_key() -> Option<String> {
-    None
 }

@@ -2,25 +2,7 @@
 
 /// Resident set size in bytes, or `None` when the process is gone or unreadable.
 pub fn rss_bytes(pid: u32) -> Option<u64> {
-    #[cfg(target_os = "linux")]
-    if let Some(bytes) = proc_status_rss(pid) {
-        return Some(bytes);
-    }
-    sysinfo_rss(pid)
-}
-
-/// Cheaper than a sysinfo refresh: one small file read.
-#[cfg(target_os = "linux")]
-fn proc_status_rss(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    parse_vm_rss(&status)
-}
-
-#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
-fn parse_vm_rss(status: &str) -> Option<u64> {
-    let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
-    let kib: u64 = line.trim_start_matches("VmRSS:").trim().trim_end_matches("kB").trim().parse().ok()?;
-    Some(kib * 1024)
+    crate::platform::process_rss_bytes(pid).or_else(|| sysinfo_rss(pid))
 }
 
 fn sysinfo_rss(pid: u32) -> Option<u64> {
@@ -38,13 +20,6 @@ fn sysinfo_rss(pid: u32) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_vm_rss_in_kib() {
-        let status = "Name:\troxy-llm\nVmPeak:\t  300000 kB\nVmRSS:\t  123456 kB\nThreads:\t3\n";
-        assert_eq!(parse_vm_rss(status), Some(123_456 * 1024));
-        assert_eq!(parse_vm_rss("Name:\tx\n"), None);
-    }
 
     #[test]
     fn own_process_has_some_rss() {

@@ -50,7 +50,7 @@ impl LlmSettings {
             n_ctx: 4096,
             n_threads: 0,
             // Metal is always there on a Mac; elsewhere the worker is built for the CPU.
-            n_gpu_layers: if cfg!(target_os = "macos") { 999 } else { 0 },
+            n_gpu_layers: crate::platform::DEFAULT_GPU_LAYERS,
             idle_timeout: Some(Duration::from_secs(300)),
             worker_path: None,
             start_timeout: Duration::from_secs(30),

@@ -113,9 +113,17 @@ pub fn phonemize_joined(text: &str, voice: &str) -> Result<String, EspeakError> 
 }
 
 fn initialize() -> Result<State, EspeakError> {
-    // SAFETY: called once, under the lock. A NULL path means espeak's built-in data dir (or
-    // ESPEAK_DATA_PATH); it returns the sample rate, or a negative error.
-    let rate = unsafe { espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 0, std::ptr::null(), INITIALIZE_DONT_EXIT) };
+    use std::os::unix::ffi::OsStrExt;
+    // An app bundle carries its own espeak-ng-data; ESPEAK_DATA_PATH still wins.
+    let bundled = std::env::var_os("ESPEAK_DATA_PATH")
+        .is_none()
+        .then(crate::platform::bundled_espeak_data_parent)
+        .flatten()
+        .and_then(|dir| std::ffi::CString::new(dir.as_os_str().as_bytes()).ok());
+    let path = bundled.as_ref().map_or(std::ptr::null(), |c| c.as_ptr());
+    // SAFETY: called once, under the lock; `path` outlives the call. A NULL path means espeak's
+    // built-in data dir (or ESPEAK_DATA_PATH); it returns the sample rate, or a negative error.
+    let rate = unsafe { espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 0, path, INITIALIZE_DONT_EXIT) };
     if rate <= 0 {
         return Err(EspeakError::Init);
     }

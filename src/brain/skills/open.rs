@@ -22,28 +22,10 @@ pub struct SystemLauncher;
 
 impl Launcher for SystemLauncher {
     fn launch(&self, target: &OpenTarget) -> std::io::Result<()> {
-        use std::process::{Command, Stdio};
+        use std::process::Stdio;
         let mut command = match target {
-            #[cfg(target_os = "macos")]
-            OpenTarget::App(app) => {
-                let mut c = Command::new("open");
-                c.arg("-a").arg(app);
-                c
-            }
-            #[cfg(not(target_os = "macos"))]
-            OpenTarget::App(app) => Command::new(app.to_lowercase()),
-            #[cfg(target_os = "macos")]
-            OpenTarget::Url(url) => {
-                let mut c = Command::new("open");
-                c.arg(url);
-                c
-            }
-            #[cfg(not(target_os = "macos"))]
-            OpenTarget::Url(url) => {
-                let mut c = Command::new("xdg-open");
-                c.arg(url);
-                c
-            }
+            OpenTarget::App(app) => crate::platform::open_app_command(app),
+            OpenTarget::Url(url) => crate::platform::open_url_command(url),
         };
         command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().map(drop)
     }

@@ -62,30 +62,8 @@ impl Skill for SystemInfo {
     }
 }
 
-/// Charge in percent and whether it is charging, or `None` without a battery.
 fn battery_state() -> Option<(u8, bool)> {
-    #[cfg(target_os = "macos")]
-    {
-        // `pmset -g batt`: "... -InternalBattery-0 (id=...)	87%; charging; 1:02 remaining ..."
-        let out = std::process::Command::new("pmset").args(["-g", "batt"]).output().ok()?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        let percent = Regex::new(r"(\d+)%").ok()?.captures(&text)?[1].parse().ok()?;
-        let charging = text.contains("charging;") || text.contains("AC Power");
-        Some((percent, charging))
-    }
-    #[cfg(not(target_os = "macos"))]
-    {
-        let dir = std::fs::read_dir("/sys/class/power_supply").ok()?;
-        for entry in dir.flatten() {
-            let path = entry.path();
-            let read = |name: &str| std::fs::read_to_string(path.join(name)).map(|s| s.trim().to_string()).ok();
-            if read("type").as_deref() == Some("Battery") {
-                let percent = read("capacity")?.parse().ok()?;
-                return Some((percent, read("status").as_deref() == Some("Charging")));
-            }
-        }
-        None
-    }
+    crate::platform::battery_state()
 }
 
 #[cfg(test)]
