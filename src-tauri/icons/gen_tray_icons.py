@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
 """Draws the tray's state icons (stdlib only, so no image library is needed to rebuild them).
 
-One 64x64 RGBA PNG per state into icons/tray/. Dark glyphs with per-state accents; 4x4
-supersampling for smooth edges. Run: python3 src-tauri/icons/gen_tray_icons.py
+One 64x64 RGBA PNG per state into icons/tray/; 4x4 supersampling for smooth edges.
+Idle and muted are template images on macOS (the menu bar draws their alpha in its own ink, so
+they follow light and dark mode); their mid grey is what Linux trays show, readable on light and
+dark panels. The active states keep their colour, chosen to contrast >= 3:1 with both a light
+and a dark menu bar (src-tauri/src/tray.rs tests this). Run: python3 src-tauri/icons/gen_tray_icons.py
 """
 import math
 import os
@@ -12,13 +15,13 @@ import zlib
 SIZE = 64
 SS = 4  # supersampling per axis
 
-INK = (40, 40, 46)
+INK = (128, 128, 128)
 ACCENT = {
     "idle": INK,
     "listening": (30, 136, 229),
-    "thinking": (142, 68, 173),
+    "thinking": (156, 90, 200),
     "speaking": (39, 160, 70),
-    "muted": (120, 120, 128),
+    "muted": INK,
     "error": (211, 47, 47),
 }
 
@@ -47,7 +50,7 @@ def shapes(state):
             out.append((c, lambda x, y, r=r: abs(math.hypot(x - 26, y - 32) - r) <= 2 and x > 28 and abs(y - 32) < r * 0.8))
     elif state == "muted":
         out.append((c, lambda x, y: math.hypot(x - 32, y - 32) <= 6))
-        out.append(((211, 47, 47), lambda x, y: seg_dist(x, y, 12, 12, 52, 52) <= 3.5))
+        out.append((c, lambda x, y: seg_dist(x, y, 12, 12, 52, 52) <= 3.5))
     elif state == "error":
         out.append((c, lambda x, y: abs(x - 32) <= 3.5 and 16 <= y <= 36))
         out.append((c, lambda x, y: math.hypot(x - 32, y - 44) <= 4))

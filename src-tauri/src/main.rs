@@ -3,6 +3,7 @@
 
 mod engine;
 mod hotkey;
+mod platform;
 mod tray;
 
 use engine::{Action, StateEvent};
@@ -242,9 +243,7 @@ fn main() {
         .manage(Shell { paths: paths.clone(), loop_state: Mutex::new(idle), tray_rect: Mutex::new(None), hotkey: Mutex::new((None, None)) })
         .invoke_handler(tauri::generate_handler![doctor, settings, save_settings, models, stats, loop_state, perform, download_models, cancel_download, unload_models])
         .setup(move |app| {
-            // A menu-bar app: no Dock icon, no app switcher entry.
-            #[cfg(target_os = "macos")]
-            app.set_activation_policy(tauri::ActivationPolicy::Accessory);
+            platform::menu_bar_only(app);
             tray::build(app)?;
             // The local API and the voice engine (loading on a thread of its own).
             engine::start(app.handle(), paths.clone());

@@ -21,6 +21,12 @@ pub fn icon(state: LoopState) -> Image<'static> {
     }
 }
 
+/// Idle and muted are template images on macOS: the menu bar draws them in its own ink, so they
+/// stay visible in light and dark mode. The active states keep their colour.
+fn is_template(state: LoopState) -> bool {
+    matches!(state, LoopState::Idle | LoopState::Muted)
+}
+
 fn tooltip(state: LoopState) -> &'static str {
     match state {
         LoopState::Idle => "Roxy — ready",
@@ -35,7 +41,7 @@ fn tooltip(state: LoopState) -> &'static str {
 /// Shows `event` on the tray icon and sends it to the panel. The coordinator calls this.
 pub fn set_state(app: &AppHandle, event: StateEvent) {
     if let Some(tray) = app.tray_by_id(TRAY_ID) {
-        let _ = tray.set_icon(Some(icon(event.state)));
+        let _ = tray.set_icon_with_as_template(Some(icon(event.state)), is_template(event.state));
         let _ = tray.set_tooltip(Some(tooltip(event.state)));
     }
     tracing::info!(state = ?event.state, "tray state");
@@ -77,6 +83,7 @@ pub fn build(app: &tauri::App) -> tauri::Result<()> {
     let mute_item = mute.clone();
     TrayIconBuilder::with_id(TRAY_ID)
         .icon(icon(LoopState::Idle))
+        .icon_as_template(is_template(LoopState::Idle))
         .tooltip(tooltip(LoopState::Idle))
         .menu(&menu)
         // Left click opens the panel (macOS, Windows); the menu stays on right click. Linux
@@ -113,4 +120,57 @@ pub fn build(app: &tauri::App) -> tauri::Result<()> {
         })
         .build(app)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// WCAG relative luminance of an sRGB colour.
+    fn luminance([r, g, b]: [f64; 3]) -> f64 {
+        let lin = |c: f64| {
+            let c = c / 255.0;
+            if c <= 0.04045 { c / 12.92 } else { ((c + 0.055) / 1.055).powf(2.4) }
+        };
+        0.2126 * lin(r) + 0.7152 * lin(g) + 0.0722 * lin(b)
+    }
+
+    fn contrast(a: [f64; 3], b: [f64; 3]) -> f64 {
+        let (la, lb) = (luminance(a), luminance(b));
+        (la.max(lb) + 0.05) / (la.min(lb) + 0.05)
+    }
+
+    /// The alpha-weighted mean colour of a glyph, and how many pixels it covers.
+    fn glyph(image: &Image<'_>) -> ([f64; 3], f64) {
+        let (mut sum, mut weight) = ([0.0; 3], 0.0);
+        for px in image.rgba().chunks_exact(4) {
+            let a = px[3] as f64 / 255.0;
+            for c in 0..3 {
+                sum[c] += px[c] as f64 * a;
+            }
+            weight += a;
+        }
+        (sum.map(|c| c / weight.max(1e-9)), weight)
+    }
+
+    #[test]
+    fn every_tray_icon_reads_on_a_light_and_a_dark_menu_bar() {
+        // macOS's light and dark menu bars, and a dark Linux panel.
+        let bars = [[236.0, 236.0, 236.0], [30.0, 30.0, 30.0], [40.0, 40.0, 46.0]];
+        for state in [LoopState::Idle, LoopState::Listening, LoopState::Thinking, LoopState::Speaking, LoopState::Muted, LoopState::Error] {
+            let image = icon(state);
+            let (colour, covered) = glyph(&image);
+            assert!(covered > 200.0, "{state:?}: the glyph covers only {covered:.0} pixels");
+            for bar in bars {
+                let ratio = contrast(colour, bar);
+                assert!(ratio >= 3.0, "{state:?}: colour {colour:?} has contrast {ratio:.2} on {bar:?}");
+            }
+            if is_template(state) {
+                // The menu bar re-inks a template from its alpha: the colour must be neutral.
+                let spread = colour.iter().cloned().fold(f64::MIN, f64::max) - colour.iter().cloned().fold(f64::MAX, f64::min);
+                assert!(spread < 8.0, "{state:?} is a template but coloured {colour:?}");
+            }
+        }
+        assert!(is_template(LoopState::Idle), "the icon seen all day must follow light and dark mode");
+    }
 }
