@@ -66,7 +66,7 @@ impl Default for LlmConfig {
             top_p: 0.9,
             context_size: 4096,
             threads: 0,
-            gpu_layers: if cfg!(target_os = "macos") { 999 } else { 0 },
+            gpu_layers: crate::platform::DEFAULT_GPU_LAYERS,
             idle_unload_secs: 300,
             seed: 42,
         }
@@ -262,9 +262,22 @@ pub struct HotkeyConfig {
     pub mode: HotkeyMode,
 }
 
+/// The language codes whisper.cpp accepts (its `g_lang` table).
+const WHISPER_LANGUAGES: &[&str] = &[
+    "en", "zh", "de", "es", "ru", "ko", "fr", "ja", "pt", "tr", "pl", "ca", "nl", "ar", "sv", "it", "id", "hi", "fi", "vi", "he", "uk", "el", "ms",
+    "cs", "ro", "da", "hu", "ta", "no", "th", "ur", "hr", "bg", "lt", "la", "mi", "ml", "cy", "sk", "te", "fa", "lv", "bn", "sr", "az", "sl", "kn",
+    "et", "mk", "br", "eu", "is", "hy", "ne", "mn", "bs", "kk", "sq", "sw", "gl", "mr", "pa", "si", "km", "sn", "yo", "so", "af", "oc", "ka", "be",
+    "tg", "sd", "gu", "am", "yi", "lo", "uz", "fo", "ht", "ps", "tk", "nn", "mt", "sa", "lb", "my", "bo", "tl", "mg", "as", "tt", "haw", "ln", "ha",
+    "ba", "jw", "su", "yue",
+];
+
+/// ⌥⇧Space: ⌥Space is taken by Alfred, Raycast and ChatGPT on many Macs, and macOS does not
+/// always report a clash when another app registered the same keys first.
+pub const DEFAULT_HOTKEY: &str = "Alt+Shift+Space";
+
 impl Default for HotkeyConfig {
     fn default() -> Self {
-        HotkeyConfig { shortcut: "Alt+Space".into(), mode: HotkeyMode::Toggle }
+        HotkeyConfig { shortcut: DEFAULT_HOTKEY.into(), mode: HotkeyMode::Toggle }
     }
 }
 
@@ -421,7 +434,12 @@ impl Config {
         check(c.llm.threads <= 256, path, "llm.threads", c.llm.threads, "0 (automatic) or a thread count up to 256")?;
         check(!c.stt.model.is_empty(), path, "stt.model", "\"\"", "a model id from `roxy models list`")?;
         check((1..=16).contains(&c.stt.beam_size), path, "stt.beam_size", c.stt.beam_size, "between 1 (greedy) and 16")?;
-        check(!c.stt.language.is_empty(), path, "stt.language", "\"\"", "a language code such as \"en\" or \"auto\"")?;
+        check(c.stt.language == "auto" || WHISPER_LANGUAGES.contains(&c.stt.language.as_str()), path, "stt.language", format!("{:?}", c.stt.language), "\"auto\" or a language code Whisper knows, such as \"en\", \"de\" or \"fr\"")?;
+        let wake_models = crate::models::Manifest::from_env().unwrap_or_else(|_| crate::models::Manifest::builtin());
+        // A test or mirror manifest without wake models has nothing to check against.
+        let mut wake_ids = wake_models.models.iter().filter(|m| m.role == "wake").map(|m| m.id.as_str()).peekable();
+        let known_wake = wake_ids.peek().is_none() || wake_ids.any(|id| id == c.wake.model);
+        check(known_wake, path, "wake.model", format!("{:?}", c.wake.model), "a wake word model of the manifest: hey_jarvis, alexa, hey_mycroft, hey_rhasspy, timer or weather (`roxy models list`)")?;
         check((0.5..=2.0).contains(&c.tts.speed), path, "tts.speed", c.tts.speed, "between 0.5 and 2.0")?;
         check((0.0..=1.0).contains(&c.tts.noise_scale), path, "tts.noise_scale", c.tts.noise_scale, "between 0.0 and 1.0")?;
         check((0.0..=2.0).contains(&c.tts.noise_w), path, "tts.noise_w", c.tts.noise_w, "between 0.0 and 2.0")?;
@@ -444,7 +462,7 @@ impl Config {
         for (site, url) in &c.skills.sites {
             check(url.starts_with("http://") || url.starts_with("https://"), path, "skills.sites", format!("{site} = {url:?}"), "an http:// or https:// URL for every site")?;
         }
-        check(!c.hotkey.shortcut.trim().is_empty(), path, "hotkey.shortcut", "\"\"", "a shortcut such as \"Alt+Space\"")?;
+        check(!c.hotkey.shortcut.trim().is_empty(), path, "hotkey.shortcut", "\"\"", "a shortcut such as \"Alt+Shift+Space\"")?;
         check(
             !c.cloud.enabled || c.cloud.base_url.starts_with("http://") || c.cloud.base_url.starts_with("https://"),
             path,
@@ -628,6 +646,14 @@ mod tests {
         assert!(err.contains("cloud.base_url"), "{err}");
         let err = load("[llm]\nmax_tokens = 8000\ncontext_size = 4096\n", 8).unwrap_err().to_string();
         assert!(err.contains("smaller than llm.context_size"), "{err}");
+        // Typos that used to pass `config show` and `doctor`.
+        let err = load("[stt]\nlanguage = \"english\"\n", 8).unwrap_err().to_string();
+        assert!(err.contains("stt.language") && err.contains("\"english\"") && err.contains("\"en\""), "{err}");
+        let err = load("[wake]\nmodel = \"hey_jarvs\"\n", 8).unwrap_err().to_string();
+        assert!(err.contains("wake.model") && err.contains("hey_jarvis"), "{err}");
+        for ok in ["[stt]\nlanguage = \"auto\"\n", "[stt]\nlanguage = \"de\"\n", "[wake]\nmodel = \"alexa\"\n"] {
+            load(ok, 8).unwrap();
+        }
     }
 
     #[test]

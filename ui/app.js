@@ -21,7 +21,7 @@ const RULES = {
   "tts.voice": { required: "Enter a voice id (see the Models tab)." },
   "tts.speed": { min: 0.5, max: 2 },
   "wake.threshold": { min: 0, max: 1, exclusive: true },
-  "hotkey.shortcut": { required: "Enter a shortcut such as Alt+Space." },
+  "hotkey.shortcut": { required: "Enter a shortcut such as Alt+Shift+Space." },
 };
 
 let view = null; // what the `settings` command returned
@@ -95,7 +95,7 @@ function validate(config) {
   if (!errors["llm.max_tokens"] && !errors["llm.context_size"] && config.llm.max_tokens >= config.llm.context_size)
     errors["llm.max_tokens"] = `Must be smaller than the context (${config.llm.context_size} tokens).`;
   if (config.hotkey.shortcut && !errors["hotkey.shortcut"] && !/^([A-Za-z]+\+)*[^+\s]+$/.test(config.hotkey.shortcut))
-    errors["hotkey.shortcut"] = "Use modifiers and one key joined by +, e.g. Alt+Space or CmdOrCtrl+Shift+R.";
+    errors["hotkey.shortcut"] = "Use modifiers and one key joined by +, e.g. Alt+Shift+Space or CmdOrCtrl+Shift+R.";
   if (config.cloud.enabled) {
     if (!/^https?:\/\/\S+$/.test(config.cloud.base_url))
       errors["cloud.base_url"] = "With cloud on, enter an http:// or https:// URL, e.g. https://api.openai.com/v1.";

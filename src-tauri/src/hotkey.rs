@@ -18,7 +18,7 @@ pub fn plugin() -> tauri::plugin::TauriPlugin<tauri::Wry> {
 /// Parses `text` (e.g. "Alt+Space") as the plugin would, with an error that says how to fix it.
 pub fn parse(text: &str) -> Result<Shortcut, String> {
     Shortcut::from_str(text.trim()).map_err(|e| {
-        format!("\"{text}\" is not a shortcut the system understands ({e}). Use modifiers and one key joined by +, e.g. Alt+Space or CmdOrCtrl+Shift+R")
+        format!("\"{text}\" is not a shortcut the system understands ({e}). Use modifiers and one key joined by +, e.g. Alt+Shift+Space or CmdOrCtrl+Shift+R")
     })
 }
 
@@ -33,7 +33,7 @@ pub fn apply(app: &AppHandle, text: &str) -> Result<(), String> {
             return Ok(());
         }
         app.global_shortcut().register(wanted).map_err(|e| {
-            format!("{text} could not be registered: {e}. Another app probably uses it already; pick another shortcut")
+            format!("{text} could not be registered: {e}. Another app probably uses it already (⌥Space is often taken by Alfred, Raycast or ChatGPT): pick another shortcut in Settings → Hotkey")
         })?;
         if let Some(old) = current.0.take() {
             let _ = app.global_shortcut().unregister(old);

@@ -84,7 +84,7 @@ fn the_app_starts_serves_its_pages_registers_its_hotkey_and_quits() {
     assert!(log.contains("roxy-app started"), "{log}");
     assert!(log.contains("IPC doctor"), "the page never reached the engine over IPC: {log}");
     assert!(log.contains("IPC settings"), "the settings form never loaded: {log}");
-    assert!(log.contains("hotkey registered") && log.contains("Alt+Space"), "the default hotkey was not registered: {log}");
+    assert!(log.contains("hotkey registered") && log.contains(roxy::config::DEFAULT_HOTKEY), "the default hotkey was not registered: {log}");
     // No models in this data dir: the engine says so and how to fix it; the app runs on.
     assert!(log.contains("the voice engine could not load") && log.contains("Fix:"), "{log}");
     assert!(log.contains(&format!("local API listening on http://127.0.0.1:{port}")), "{log}");
