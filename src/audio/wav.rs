@@ -2,7 +2,9 @@
 //!
 //! Reading accepts what people actually have (8/16/24/32-bit integer or 32-bit float PCM, any
 //! rate, any number of channels) and hands the engine 16 kHz mono `f32` in [-1, 1]. Every
-//! failure is a [`WavError`] naming the file and what to do; bad input never panics.
+//! failure is a [`WavError`] naming the file and what to do; bad input never panics. What a
+//! file may cost is bounded before decoding: a plausible sample rate and channel count, and at
+//! most [`max_file_seconds`] of audio, whatever the header claims.
 
 use super::resample::{resample_mono, ResampleError};
 use hound::{SampleFormat, WavSpec};
@@ -12,6 +14,25 @@ use std::path::{Path, PathBuf};
 
 /// The rate every stage of the engine works at (Whisper, Silero VAD).
 pub const SAMPLE_RATE: u32 = 16_000;
+
+/// Sample rates that real audio uses; outside them the header is damaged (a 1 Hz header made the
+/// resampler allocate gigabytes).
+pub const RATES: std::ops::RangeInclusive<u32> = 4_000..=384_000;
+
+/// More channels than any recording Roxy is given has (7.1.4 is 12).
+pub const MAX_CHANNELS: u16 = 64;
+
+/// The longest audio read from one file unless `ROXY_MAX_AUDIO_SECONDS` says otherwise.
+pub const DEFAULT_MAX_FILE_SECONDS: f64 = 3600.0;
+
+/// The longest audio read from one file: `ROXY_MAX_AUDIO_SECONDS`, or an hour.
+pub fn max_file_seconds() -> f64 {
+    std::env::var("ROXY_MAX_AUDIO_SECONDS")
+        .ok()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|v| v.is_finite() && *v > 0.0)
+        .unwrap_or(DEFAULT_MAX_FILE_SECONDS)
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum WavError {
@@ -23,8 +44,12 @@ pub enum WavError {
     Truncated { path: PathBuf, detail: String },
     #[error("{path} is a damaged WAV file ({detail}); re-export it, or repair it with `sox --ignore-length {path} -r 16000 -c 1 OUT.wav`")]
     Corrupt { path: PathBuf, detail: String },
-    #[error("{path} uses a WAV encoding Roxy cannot read ({detail}); convert it with `sox {path} -r 16000 -c 1 -b 16 OUT.wav`")]
+    #[error("{path} uses a WAV encoding Roxy cannot read ({detail}); convert it with `sox {path} -r 16000 -c 1 -e signed-integer -b 16 OUT.wav`")]
     Unsupported { path: PathBuf, detail: String },
+    #[error("{path} says its sample rate is {rate} Hz, outside the 4000-384000 Hz that audio uses: the header is damaged or this is not audio. Fix: re-export it, or convert it with `sox {path} -r 16000 -c 1 OUT.wav`")]
+    Rate { path: PathBuf, rate: u32 },
+    #[error("{path} holds {seconds:.1} s of audio, more than the {max:.1} s Roxy reads from one file. Fix: cut it (`sox {path} OUT.wav trim 0 {max}`), or raise the limit with ROXY_MAX_AUDIO_SECONDS")]
+    TooLong { path: PathBuf, seconds: f64, max: f64 },
     #[error("{path} contains no audio")]
     Empty { path: PathBuf },
     #[error("{path}: {source}")]
@@ -60,12 +85,16 @@ pub fn read_mono_16k(path: &Path) -> Result<(Vec<f32>, WavInfo), WavError> {
 
 /// Reads a WAV file as mono at its own rate (channels averaged).
 pub fn read_mono(path: &Path) -> Result<(Vec<f32>, WavInfo), WavError> {
+    read_mono_at_most(path, max_file_seconds())
+}
+
+fn read_mono_at_most(path: &Path, max_seconds: f64) -> Result<(Vec<f32>, WavInfo), WavError> {
     let io = |source| WavError::Io { path: path.to_path_buf(), source };
     let mut file = File::open(path).map_err(io)?;
     check_riff_header(&mut file, path)?;
     file.seek(SeekFrom::Start(0)).map_err(io)?;
     let file_len = file.metadata().map_err(io)?.len();
-    decode_mono(BufReader::new(file), file_len, path)
+    decode_mono(BufReader::new(file), file_len, max_seconds, path)
 }
 
 /// Writes mono samples as 16-bit PCM (the most widely readable form); values are clipped to [-1, 1].
@@ -96,19 +125,27 @@ fn check_riff_header(file: &mut File, path: &Path) -> Result<(), WavError> {
     }
 }
 
-fn decode_mono<R: Read>(reader: R, file_len: u64, path: &Path) -> Result<(Vec<f32>, WavInfo), WavError> {
+fn decode_mono<R: Read>(reader: R, file_len: u64, max: f64, path: &Path) -> Result<(Vec<f32>, WavInfo), WavError> {
     let reader = hound::WavReader::new(reader).map_err(|e| classify(e, path))?;
     let spec = reader.spec();
-    if spec.sample_rate == 0 {
-        return Err(WavError::Corrupt { path: path.to_path_buf(), detail: "sample rate is 0".into() });
+    if !RATES.contains(&spec.sample_rate) {
+        return Err(WavError::Rate { path: path.to_path_buf(), rate: spec.sample_rate });
+    }
+    if spec.channels == 0 || spec.channels > MAX_CHANNELS {
+        return Err(WavError::Corrupt { path: path.to_path_buf(), detail: format!("{} channels", spec.channels) });
     }
     let channels = usize::from(spec.channels);
-    let frames = reader.duration() as usize;
+    // The header's length is untrusted: the file's size bounds what it can hold.
+    let bytes_per_frame = (channels * usize::from(spec.bits_per_sample.div_ceil(8)).max(1)) as u64;
+    let frames = (reader.duration() as u64).min(file_len / bytes_per_frame) as usize;
     if frames == 0 {
         return Err(WavError::Empty { path: path.to_path_buf() });
     }
-    // The header's length is untrusted: reserve no more than the file could hold.
-    let mut mono = Vec::with_capacity(frames.min(file_len as usize));
+    let seconds = frames as f64 / spec.sample_rate as f64;
+    if seconds > max {
+        return Err(WavError::TooLong { path: path.to_path_buf(), seconds, max });
+    }
+    let mut mono = Vec::with_capacity(frames);
     let mut push_frames = |samples: &mut dyn Iterator<Item = Result<f32, hound::Error>>| -> Result<(), WavError> {
         let mut sum = 0.0f32;
         let mut in_frame = 0;
@@ -269,6 +306,48 @@ mod tests {
 
         let missing = dir.path().join("missing.wav");
         assert!(matches!(read_mono_16k(&missing).unwrap_err(), WavError::Io { .. }));
+    }
+
+    #[test]
+    fn headers_that_would_cost_too_much_are_refused_before_decoding() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("good.wav");
+        // 64 KB of audio, as in the report: a 1 Hz header made this 2.5 GB and minutes of work.
+        write(&good, spec(1, 16000, 16, false), &vec![vec![0.1]; 32_000]);
+        let bytes = std::fs::read(&good).unwrap();
+        let with_rate = |rate: u32| {
+            let mut b = bytes.clone();
+            b[24..28].copy_from_slice(&rate.to_le_bytes());
+            b[28..32].copy_from_slice(&(rate * 2).to_le_bytes());
+            let path = dir.path().join(format!("rate{rate}.wav"));
+            std::fs::write(&path, b).unwrap();
+            path
+        };
+        for rate in [1, 3_999, 1_000_000] {
+            let err = read_mono_16k(&with_rate(rate)).unwrap_err();
+            assert!(matches!(err, WavError::Rate { rate: r, .. } if r == rate), "{rate}: {err}");
+            assert!(err.to_string().contains("Fix:"), "{err}");
+        }
+        // An 8 kHz phone recording is read as before.
+        assert_eq!(read_mono_16k(&with_rate(8_000)).unwrap().0.len(), 64_000);
+
+        let err = read_mono_at_most(&good, 1.5).unwrap_err();
+        assert!(matches!(err, WavError::TooLong { .. }), "{err}");
+        assert!(err.to_string().contains("holds 2.0 s of audio, more than the 1.5 s") && err.to_string().contains("ROXY_MAX_AUDIO_SECONDS"), "{err}");
+        assert!(read_mono_at_most(&good, 2.5).is_ok());
+
+        // A header that claims a day of audio in a 64 KB file: bounded by the file's size.
+        let mut long = bytes.clone();
+        long[40..44].copy_from_slice(&u32::MAX.to_le_bytes());
+        let long_path = dir.path().join("claims-a-day.wav");
+        std::fs::write(&long_path, long).unwrap();
+        let _ = read_mono_16k(&long_path);
+
+        let mut channels = bytes.clone();
+        channels[22..24].copy_from_slice(&1000u16.to_le_bytes());
+        let channels_path = dir.path().join("channels.wav");
+        std::fs::write(&channels_path, channels).unwrap();
+        assert!(read_mono_16k(&channels_path).is_err());
     }
 
     /// Flipped and dropped bytes anywhere in the file: always a result, never a panic.
