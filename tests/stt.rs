@@ -196,6 +196,25 @@ fn noise_gives_no_text() {
 }
 
 #[test]
+fn a_steady_tone_gives_no_text_without_running_whisper() {
+    let tone: Vec<f32> = (0..32000).map(|i| (std::f32::consts::TAU * 440.0 * i as f32 / 16000.0).sin() * 0.3).collect();
+    let t = stt().transcribe(&tone).unwrap();
+    // Rejection::Tone is given only before Whisper runs.
+    assert_eq!((t.text.as_str(), t.rejected), ("", Some(Rejection::Tone)));
+}
+
+#[test]
+fn spoken_commands_are_never_taken_for_a_tone() {
+    let lab = SpeechLab::new();
+    for voice in support::voice_sample() {
+        for &text in COMMANDS.iter().take(4) {
+            let (samples, _) = wav::read_mono_16k(&lab.speak(text, voice)).unwrap();
+            assert!(!roxy::stt::gate::is_steady_tone(&samples), "{text:?} in {voice:?} was taken for a tone");
+        }
+    }
+}
+
+#[test]
 fn truncated_and_non_wav_files_are_clear_errors() {
     let lab = SpeechLab::new();
     let speech = lab.speak(COMMANDS[2], Voice::new("en-gb", 175));

@@ -122,6 +122,8 @@ pub struct Segment {
 pub enum Rejection {
     /// Below the energy floor: Whisper was not run.
     Quiet,
+    /// A steady tone (a beep, a sine, a dial tone): Whisper was not run.
+    Tone,
     /// Whisper's no-speech probability said nobody spoke.
     NoSpeech,
     /// Whisper produced only sound markers (`[BLANK_AUDIO]`, `(music)`) or a stock phrase.
@@ -217,11 +219,8 @@ impl Stt {
         }
         // whisper.cpp trusts the tensor sizes in the file; a damaged one can abort the process,
         // so a file the manifest pins is checked before it is handed over.
-        if let Some(model) = manifest.find(&resolved.id, &models::current_platform()) {
-            if let Some(bad) = models::check_model(model, models_dir).into_iter().find(|r| !r.is_ok()) {
-                return Err(SttError::ModelCorrupt { path: bad.path.clone(), detail: bad.status.detail() });
-            }
-        }
+        models::verify::before_use(manifest, models_dir, &resolved.path)
+            .map_err(|bad| SttError::ModelCorrupt { path: bad.path, detail: bad.detail })?;
         let mut settings = SttSettings::new(resolved.path);
         settings.model_id = resolved.id;
         settings.language = config.language.clone();
@@ -277,12 +276,13 @@ impl Stt {
         let load_ms = (!self.load_reported.swap(true, Ordering::Relaxed)).then_some(self.load_ms);
         let timings = || SttTimings { load_ms, stt_ms: ms_since(started), audio_s };
 
-        if gate::peak_frame_rms(samples) < gate::ENERGY_FLOOR {
+        let quiet = gate::peak_frame_rms(samples) < gate::ENERGY_FLOOR;
+        if quiet || gate::is_steady_tone(samples) {
             return Ok(Transcript {
                 text: String::new(),
                 segments: Vec::new(),
                 no_speech_prob: 0.0,
-                rejected: Some(Rejection::Quiet),
+                rejected: Some(if quiet { Rejection::Quiet } else { Rejection::Tone }),
                 confidence: 1.0,
                 pass: Pass::Careful,
                 timings: timings(),
