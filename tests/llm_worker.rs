@@ -328,3 +328,28 @@ fn a_worker_from_another_build_or_one_that_dies_at_start_is_a_clear_error() {
     let err = supervisor.ping().expect_err("crash at start");
     assert!(err.to_string().contains("exit code 3") && err.to_string().contains("something broke"), "{err}");
 }
+
+/// A GGUF with 64 KiB overwritten at the same size loaded and answered "gestational
+/// gestational…" with exit code 0; now it is refused before the worker sees it.
+#[test]
+fn a_damaged_gguf_is_refused_with_the_fix() {
+    use roxy::models::Manifest;
+    let manifest = Manifest::builtin();
+    let config = roxy::config::LlmConfig::default();
+    let model = manifest.find(&config.model, &roxy::models::current_platform()).expect("default LLM in the manifest");
+    let dir = tempfile::tempdir().unwrap();
+    let installed = dir.path().join(&model.files[0].path);
+    std::fs::create_dir_all(installed.parent().unwrap()).unwrap();
+    std::fs::copy(model_path(), &installed).unwrap();
+    LlmSettings::from_config(&config, dir.path(), &manifest).expect("the intact copy passes");
+
+    let mut bytes = std::fs::read(&installed).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at..at + 65_536].iter_mut().for_each(|b| *b ^= 0xA5);
+    std::thread::sleep(Duration::from_millis(20));
+    std::fs::write(&installed, &bytes).unwrap();
+    let err = LlmSettings::from_config(&config, dir.path(), &manifest).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, roxy::llm::LlmModelError::Damaged(_)), "{msg}");
+    assert!(msg.contains("is damaged (sha256") && msg.contains("Fix: run `roxy models fetch`"), "{msg}");
+}

@@ -12,20 +12,23 @@ Answer in one or two short sentences that sound natural when read aloud. \
 Never use lists, tables, code blocks or emoji.";
 
 #[derive(Debug, thiserror::Error)]
-#[error("no LLM model is installed (wanted `{wanted}` in {models_dir}). Fix: roxy models fetch --tier default")]
-pub struct NoLlmModel {
-    pub wanted: String,
-    pub models_dir: std::path::PathBuf,
+pub enum LlmModelError {
+    #[error("no LLM model is installed (wanted `{wanted}` in {models_dir}). Fix: roxy models fetch --tier default")]
+    Missing { wanted: String, models_dir: std::path::PathBuf },
+    #[error("the LLM model {0}")]
+    Damaged(#[from] models::verify::Damaged),
 }
 
 impl LlmSettings {
     /// Settings for the configured model, or the installed default-tier one standing in for it.
-    pub fn from_config(config: &LlmConfig, models_dir: &Path, manifest: &Manifest) -> Result<LlmSettings, NoLlmModel> {
+    pub fn from_config(config: &LlmConfig, models_dir: &Path, manifest: &Manifest) -> Result<LlmSettings, LlmModelError> {
         let resolved = models::resolve(manifest, models_dir, "llm", &config.model)
-            .ok_or_else(|| NoLlmModel { wanted: config.model.clone(), models_dir: models_dir.to_path_buf() })?;
+            .ok_or_else(|| LlmModelError::Missing { wanted: config.model.clone(), models_dir: models_dir.to_path_buf() })?;
         if let Some(wanted) = &resolved.fallback_from {
             tracing::info!("LLM model `{wanted}` is not installed; using `{}`", resolved.id);
         }
+        // llama.cpp loads a GGUF with damaged weights without complaint and answers nonsense.
+        models::verify::before_use(manifest, models_dir, &resolved.path)?;
         let mut settings = LlmSettings::new(resolved.path);
         settings.n_ctx = config.context_size;
         settings.n_threads = config.threads;

@@ -12,7 +12,7 @@ mod rss;
 mod supervisor;
 
 pub use error::LlmError;
-pub use from_config::{NoLlmModel, SYSTEM_PROMPT};
+pub use from_config::{LlmModelError, SYSTEM_PROMPT};
 pub use locate::{find_worker, WORKER_ENV, WORKER_FILE_NAME};
 pub use roxy_protocol::{ChatMessage, ErrorKind, GenerationStats, ModelInfo, Role, StopReason, WorkerInfo};
 pub use rss::rss_bytes;

@@ -183,6 +183,8 @@ impl MiniLm {
         if !tokenizer.is_file() {
             return Err(missing(tokenizer));
         }
+        crate::models::verify::before_use(&crate::models::Manifest::builtin(), models_dir, &model)
+            .map_err(|bad| MemoryError::Embedder(bad.to_string()))?;
         let tokenizer = WordPiece::from_tokenizer_json(&tokenizer)
             .map_err(|e| MemoryError::Embedder(format!("{} is unreadable ({e}). Fix: run `roxy models verify` and `roxy models fetch`", tokenizer.display())))?;
         let env = crate::onnx::environment(models_dir).map_err(|e| MemoryError::Embedder(e.to_string()))?;

@@ -247,6 +247,7 @@ fn default_threads() -> usize {
 /// rejects it.
 fn open_session(model: &Path, models_dir: &Path, corrupt: impl Fn(String) -> TtsError) -> Result<(ort::session::Session, usize), TtsError> {
     use ort::session::builder::GraphOptimizationLevel;
+    crate::models::verify::before_use(&crate::models::Manifest::builtin(), models_dir, model).map_err(|bad| corrupt(bad.detail))?;
     let env = crate::onnx::environment(models_dir)?;
     let threads = default_threads();
     let setup = |e: String| TtsError::Inference(format!("setting up the ONNX session: {e}"));

@@ -179,6 +179,8 @@ pub(crate) fn open_session(path: &Path, models_dir: &Path) -> Result<Session, Va
     if !path.is_file() {
         return Err(VadError::ModelMissing { path: path.into() });
     }
+    crate::models::verify::before_use(&crate::models::Manifest::builtin(), models_dir, path)
+        .map_err(|bad| VadError::ModelCorrupt { path: bad.path, detail: bad.detail })?;
     let env = crate::onnx::environment(models_dir)?;
     let setup = |e: String| VadError::Inference(format!("setting up the ONNX session for {}: {e}", path.display()));
     let mut builder = crate::onnx::single_threaded_builder(&env).map_err(|e| setup(e.to_string()))?;
