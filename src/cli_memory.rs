@@ -270,6 +270,8 @@ pub fn memory_command(command: MemoryCommand, paths: &Paths) -> Result<ExitCode>
             let done = facts.remember(&text)?;
             if json {
                 print_json(&done)?;
+            } else if let (true, Some(before)) = (done.merged, &done.replaced) {
+                println!("updated (fact #{}, said {} times): {before} -> {}", done.fact.id, done.fact.mentions, done.fact.text);
             } else if done.merged {
                 println!("already known (fact #{}, said {} times): {}", done.fact.id, done.fact.mentions, done.fact.text);
             } else {

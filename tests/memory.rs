@@ -465,3 +465,30 @@ fn doctor_reports_the_memory_store_and_a_corrupt_file_with_its_fix() {
     assert!(bad.detail.contains("corrupt") && fix.contains("mv ") && fix.contains(".bad"), "{bad:?}");
     assert!(path.exists(), "the check moves nothing");
 }
+
+/// MiniLM scores these pairs as paraphrases (cosine >= 0.93); they are different facts.
+#[test]
+fn facts_that_differ_by_one_token_are_both_kept_and_a_rewording_says_what_changed() {
+    use roxy::memory::MiniLm;
+    let embedder = MiniLm::load(&models_dir()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_in(dir.path()).unwrap();
+    let facts = store.facts_by_meaning(&embedder);
+    for (a, b) in [("fact 1", "fact 2"), ("Room 101", "Room 102"), ("the alarm code is 4471", "the alarm code is 4472"), ("the garage door is locked", "the garage door is not locked")] {
+        let first = facts.remember(a).unwrap();
+        let second = facts.remember(b).unwrap();
+        assert!(!second.merged && second.fact.id != first.fact.id, "{b:?} overwrote {a:?}: {second:?}");
+    }
+    assert_eq!(facts.count().unwrap(), 8, "every fact kept");
+    let texts: Vec<String> = facts.list().unwrap().into_iter().map(|f| f.text).collect();
+    for kept in ["fact 1", "fact 2", "Room 101", "Room 102"] {
+        assert!(texts.iter().any(|t| t == kept), "{kept:?} lost: {texts:?}");
+    }
+
+    // A real rewording still merges, and says what it replaced.
+    let first = facts.remember("My car is parked on level 3 of the garage").unwrap();
+    let again = facts.remember("my car's parked on level 3 of the garage").unwrap();
+    assert!(again.merged, "{again:?}");
+    assert_eq!(again.fact.id, first.fact.id);
+    assert_eq!(again.replaced.as_deref(), Some("My car is parked on level 3 of the garage"));
+}

@@ -1,7 +1,8 @@
 //! Long-term facts the user asked Roxy to remember ("my sister's birthday is June 3rd").
 //! Saying the same fact again merges it (a mention count) instead of storing a copy. With an
 //! [`Embedder`], facts are also found by meaning ("what's the wifi code" finds "the wireless
-//! password is hunter2") and a reworded repeat merges too.
+//! password is hunter2") and a reworded repeat merges too, unless the two differ in a
+//! particular: a number, a name or a negation ("room 101" and "room 102" are two facts).
 
 use super::embed::{self, Embedder};
 use super::fts::{self, Mode};
@@ -25,6 +26,8 @@ pub struct Remembered {
     pub fact: Fact,
     /// True when it matched a fact already stored.
     pub merged: bool,
+    /// The stored wording this one replaced, when a reworded repeat changed it.
+    pub replaced: Option<String>,
 }
 
 /// The facts view of a [`Store`].
@@ -48,6 +51,52 @@ const FACT_COLUMNS: &str = "f.id, f.text, f.created_at, f.updated_at, f.mentions
 
 fn fact_from_row(r: &Row) -> rusqlite::Result<Fact> {
     Ok(Fact { id: r.get(0)?, text: r.get(1)?, created_at_ms: r.get(2)?, updated_at_ms: r.get(3)?, mentions: r.get(4)? })
+}
+
+/// Words that make two similar sentences different facts: a negation flips one, and a number
+/// or a name changes what it is about. MiniLM scores "fact 1" / "fact 2" and "room 101" /
+/// "room 102" as paraphrases.
+fn same_particulars(a: &str, b: &str) -> bool {
+    struct Particulars {
+        numbers: Vec<String>,
+        names: Vec<String>,
+        words: HashSet<String>,
+        negated: bool,
+    }
+    fn read(text: &str) -> Particulars {
+        const NEGATIONS: &[&str] = &["not", "no", "never", "nobody", "nothing", "none", "nor", "cannot", "neither"];
+        const NUMBER_WORDS: &[&str] = &[
+            "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve", "thirteen",
+            "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty", "thirty", "forty", "fifty", "sixty",
+            "seventy", "eighty", "ninety", "hundred", "thousand", "million", "first", "second", "third", "fourth", "fifth",
+            "sixth", "seventh", "eighth", "ninth", "tenth", "half", "dozen",
+        ];
+        // Capitalised only because they open the sentence.
+        const OPENERS: &[&str] = &["my", "the", "a", "an", "our", "your", "his", "her", "their", "i", "we", "it", "this", "that", "there", "remember"];
+        let mut p = Particulars { numbers: Vec::new(), names: Vec::new(), words: HashSet::new(), negated: false };
+        for (i, raw) in text.split_whitespace().enumerate() {
+            let word = raw.trim_matches(|c: char| !c.is_alphanumeric() && c != '\'');
+            let word = word.strip_suffix("'s").unwrap_or(word);
+            if word.is_empty() {
+                continue;
+            }
+            let lower = word.to_lowercase();
+            if NEGATIONS.contains(&lower.as_str()) || lower.ends_with("n't") {
+                p.negated = true;
+            }
+            if word.chars().any(|c| c.is_ascii_digit()) || NUMBER_WORDS.contains(&lower.as_str()) {
+                p.numbers.push(lower.clone());
+            } else if word.chars().next().is_some_and(char::is_uppercase) && lower != "i" && !(i == 0 && OPENERS.contains(&lower.as_str())) {
+                p.names.push(lower.clone());
+            }
+            p.words.insert(lower);
+        }
+        p.numbers.sort();
+        p
+    }
+    let (a, b) = (read(a), read(b));
+    // Names compare without case: speech-to-text may write "anna" where the user typed "Anna".
+    a.numbers == b.numbers && a.negated == b.negated && a.names.iter().all(|n| b.words.contains(n)) && b.names.iter().all(|n| a.words.contains(n))
 }
 
 /// The duplicate key: case, spacing and punctuation do not make a different fact.
@@ -85,11 +134,16 @@ impl Facts<'_> {
         let merge_into = nearest.filter(|&(_, sim)| sim >= MERGE_SIMILARITY).map(|(id, _)| id);
         let now = now_ms();
         let returning = FACT_COLUMNS.replace("f.", "");
+        let replaced = std::cell::RefCell::new(None);
         let fact = self.store.write_then(
             |tx| {
+                replaced.replace(None);
                 if let Some(id) = merge_into {
                     let taken: bool = tx.query_row("SELECT EXISTS(SELECT 1 FROM facts WHERE norm = ?1 AND id != ?2)", params![norm, id], |r| r.get(0))?;
-                    if !taken {
+                    let before: Option<String> = tx.query_row("SELECT text FROM facts WHERE id = ?1", params![id], |r| r.get(0)).optional()?;
+                    let same_fact = before.as_deref().is_some_and(|b| same_particulars(b, text));
+                    if !taken && same_fact {
+                        replaced.replace(before.filter(|b| normalise(b) != norm));
                         // Keeping the latest wording; no row if it was forgotten meanwhile.
                         let updated = tx
                             .query_row(
@@ -121,7 +175,7 @@ impl Facts<'_> {
                 }
             },
         )?;
-        Ok(Remembered { merged: fact.mentions > 1, fact })
+        Ok(Remembered { merged: fact.mentions > 1, fact, replaced: replaced.into_inner() })
     }
 
     /// Facts related to `query`, most relevant first, with a score (higher is better). With an
@@ -291,6 +345,32 @@ mod tests {
         assert!(f.recall("what's the weather", 5).unwrap().is_empty());
 
         assert!(matches!(f.remember(" ... "), Err(MemoryError::Invalid(_))));
+    }
+
+    #[test]
+    fn facts_that_differ_in_a_number_a_name_or_a_negation_are_different_facts() {
+        let different = [
+            ("fact 1", "fact 2"),
+            ("Room 101", "Room 102"),
+            ("my locker code is 4312", "my locker code is 4313"),
+            ("the meeting is on the third floor", "the meeting is on the fifth floor"),
+            ("Anna is my sister", "Maria is my sister"),
+            ("my sister is Anna", "my sister is Maria"),
+            ("the back door is locked", "the back door is not locked"),
+            ("I like coffee", "I don't like coffee"),
+        ];
+        for (a, b) in different {
+            assert!(!same_particulars(a, b), "{a:?} / {b:?}");
+        }
+        let same = [
+            ("my car is parked on level 3", "my car's parked on level 3"),
+            ("Anna is my sister", "my sister is anna"),
+            ("The wifi password is hunter2", "the wifi password is hunter2"),
+            ("my dentist is Dr. Lee", "Dr. Lee is my dentist"),
+        ];
+        for (a, b) in same {
+            assert!(same_particulars(a, b), "{a:?} / {b:?}");
+        }
     }
 
     #[test]

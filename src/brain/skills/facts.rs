@@ -77,7 +77,11 @@ impl Skill for Remember {
         let fact = fact_to_remember(utterance)?;
         let facts = self.0.clone();
         Some(Box::new(move || match facts.remember(&fact) {
-            Ok(r) if r.merged => SkillReply::say(format!("I already knew that; updated: {}.", second_person(&r.fact.text))),
+            Ok(r) if r.merged => match &r.replaced {
+                // Say which fact changed, so a wrong merge is heard at once.
+                Some(before) => SkillReply::say(format!("Updated: I had {}; now {}.", second_person(before), second_person(&r.fact.text))),
+                None => SkillReply::say(format!("I already knew that: {}.", second_person(&r.fact.text))),
+            },
             Ok(r) => SkillReply::say(format!("Got it: {}.", second_person(&r.fact.text))),
             Err(e) => SkillReply::failed(format!("I couldn't save that: {e}")),
         }))
