@@ -207,7 +207,7 @@ pub fn stats_file(data_dir: &Path) -> PathBuf {
 pub fn save(path: &Path, stats: &[StageStats]) -> Result<(), StatsFileError> {
     let err = |source| StatsFileError::Write { path: path.to_path_buf(), source };
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(err)?;
+        crate::paths::ensure_private_dir(dir).map_err(err)?;
     }
     let tmp = path.with_extension("json.tmp");
     let json = serde_json::to_vec_pretty(stats).expect("stats serialise");

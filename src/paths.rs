@@ -46,3 +46,59 @@ impl Paths {
         }
     }
 }
+
+/// Creates `dir` (and its parents) and makes it owner-only (0700): it holds the user's facts,
+/// conversations and the API token, which other local users must not read. An existing dir
+/// that is wider is tightened.
+pub fn ensure_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir)?.permissions().mode();
+        // A shared dir the user pointed Roxy at (not theirs to change) is used as it is.
+        if mode & 0o077 != 0 {
+            if let Err(e) = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)) {
+                tracing::warn!("{} is readable by other users and could not be made private: {e}", dir.display());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Makes an existing file owner-only (0600) if it is readable by others.
+pub fn restrict_file(path: &std::path::Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn the_data_dir_and_its_files_are_owner_only() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("data");
+        super::ensure_private_dir(&dir).unwrap();
+        assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        super::ensure_private_dir(&dir).unwrap();
+        assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700, "a wide dir is tightened");
+
+        let file = dir.join("stats.json");
+        std::fs::write(&file, "[]").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        super::restrict_file(&file).unwrap();
+        assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+}

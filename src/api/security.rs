@@ -52,7 +52,7 @@ pub fn load_or_create_token(data_dir: &Path) -> Result<String, TokenError> {
     getrandom::fill(&mut bytes).map_err(|e| TokenError::Random(e.to_string()))?;
     let token = hex::encode(bytes);
     let write_err = |source| TokenError::Write { path: path.clone(), source };
-    std::fs::create_dir_all(data_dir).map_err(write_err)?;
+    crate::paths::ensure_private_dir(data_dir).map_err(write_err)?;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]

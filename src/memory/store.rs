@@ -65,10 +65,14 @@ impl Store {
 
     fn open_reporting(path: &Path) -> Result<(Store, i64), MemoryError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| MemoryError::CreateDir { path: dir.into(), source })?;
+            crate::paths::ensure_private_dir(dir).map_err(|source| MemoryError::CreateDir { path: dir.into(), source })?;
         }
         let err = |e| classify(path, e);
         let mut writer = connect(path).map_err(err)?;
+        // SQLite gives the -wal and -shm files the database's mode: owner-only for all three.
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = crate::paths::restrict_file(Path::new(&format!("{}{suffix}", path.display())));
+        }
         let mode: String = retry_busy(|| writer.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))).map_err(err)?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(MemoryError::Invalid(format!(
