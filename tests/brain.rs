@@ -363,3 +363,23 @@ fn intent_latency() {
     println!("intent, repeated utterance (LRU hit):         p50 {:.3} ms  p99 {:.3} ms", pct(&mut warm, 0.5), pct(&mut warm, 0.99));
     println!("query cache: {:?}", f.brain.intents().cache_counts());
 }
+
+#[test]
+fn asking_the_cloud_by_name_goes_to_the_cloud_even_where_a_skill_matches() {
+    let (url, seen) = fake_cloud();
+    let mut config = greedy_config();
+    config.cloud.enabled = true;
+    config.cloud.base_url = url;
+    config.cloud.model = "test-model".into();
+    config.cloud.api_key_env = "ROXY_TEST_CLOUD_KEY_BY_NAME".into();
+    // SAFETY: set before any thread of this test reads the environment.
+    unsafe { std::env::set_var("ROXY_TEST_CLOUD_KEY_BY_NAME", "sk-test-key-not-a-secret-654321") };
+    let f = brain_with(config);
+    // "alarm" and "set" pull toward the timer skill; the user asked for the cloud.
+    for question in ["ask the cloud: what is the alarm code?", "search online for how to set an alarm on a stove"] {
+        let reply = f.brain.answer(question, &mut |_| {}).unwrap();
+        assert_eq!(reply.route, Route::Cloud, "{question}: {reply:?}");
+    }
+    assert_eq!(seen.lock().unwrap().len(), 2);
+    f.brain.shutdown();
+}

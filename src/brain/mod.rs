@@ -148,6 +148,15 @@ pub struct Brain {
     metrics: Arc<Registry>,
 }
 
+/// The question after "ask the cloud", "search online for" and the like, when the user asked
+/// for the cloud by name.
+fn cloud_asked(utterance: &str) -> Option<&str> {
+    static ASKED: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?i)^\s*(hey roxy,?\s*)?(ask (the )?cloud|ask online|search online( for)?|use the cloud( to)?)\b[,:]?\s*").unwrap()
+    });
+    ASKED.find(utterance).map(|m| &utterance[m.end()..])
+}
+
 impl Brain {
     /// Builds every skill and embeds their templates (once). Timers that come due arrive on
     /// the returned channel, for the coordinator to speak.
@@ -272,6 +281,11 @@ impl Brain {
 
     /// Routes `utterance` without running anything (the plan is ready to run).
     pub fn decide(&self, utterance: &str) -> Result<Decision, BrainError> {
+        // Asked for by name, the cloud answers even what a skill would have taken ("ask the
+        // cloud: what is the alarm code?" is not a timer).
+        if let Some(question) = self.cloud_ready().then(|| cloud_asked(utterance)).flatten() {
+            return Ok(Decision::Llm { confidence: 0.0, cloud: true, question: question.to_string() });
+        }
         let raw = self.intents.scores(utterance).map_err(BrainError::Intent)?;
         let nearest = raw.first().map_or(0.0, |s| s.similarity);
         let mut scores: Vec<(usize, f32)> = raw
@@ -300,16 +314,13 @@ impl Brain {
 
     /// Whether the cloud should answer before the local LLM is tried, and the question to ask.
     fn cloud_rule(&self, utterance: &str) -> (bool, String) {
-        static ASKED: LazyLock<Regex> = LazyLock::new(|| {
-            Regex::new(r"(?i)^\s*(hey roxy,?\s*)?(ask (the )?cloud|ask online|search online( for)?|use the cloud( to)?)\b[,:]?\s*").unwrap()
-        });
         static LONG_FORM: LazyLock<Regex> =
             LazyLock::new(|| Regex::new(r"(?i)^\s*(please\s+)?(explain|write|draft|summari[sz]e|compare|translate|plan)\b").unwrap());
         if !self.cloud_ready() {
             return (false, utterance.to_string());
         }
-        if let Some(m) = ASKED.find(utterance) {
-            return (true, utterance[m.end()..].to_string());
+        if let Some(question) = cloud_asked(utterance) {
+            return (true, question.to_string());
         }
         let long = LONG_FORM.is_match(utterance) || utterance.split_whitespace().count() > 30;
         (long, utterance.to_string())
