@@ -20,9 +20,9 @@ ACCENT = {
     "idle": INK,
     "listening": (30, 136, 229),
     "thinking": (156, 90, 200),
-    "speaking": (39, 160, 70),
+    "speaking": (32, 145, 62),
     "muted": INK,
-    "error": (211, 47, 47),
+    "error": (229, 57, 53),
 }
 
 
