@@ -353,3 +353,53 @@ fn a_damaged_gguf_is_refused_with_the_fix() {
     assert!(matches!(err, roxy::llm::LlmModelError::Damaged(_)), "{msg}");
     assert!(msg.contains("is damaged (sha256") && msg.contains("Fix: run `roxy models fetch`"), "{msg}");
 }
+
+/// An API chat (background) in progress yields to a voice turn within a few tokens, and ends as
+/// `Preempted`; a client that goes away stops its own generation but never a voice turn's.
+#[test]
+fn a_voice_turn_preempts_a_background_generation() {
+    use roxy::llm::Priority;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Arc;
+    let supervisor = Arc::new(LlmSupervisor::new(settings(model_path())));
+    supervisor.load().unwrap();
+    let tokens = Arc::new(AtomicU32::new(0));
+    let background = std::thread::spawn({
+        let (supervisor, tokens) = (supervisor.clone(), tokens.clone());
+        move || {
+            supervisor.generate_as(Priority::Background, &ask("Tell me a long story about a lighthouse keeper."), &greedy(400), |_| {
+                tokens.fetch_add(1, Ordering::SeqCst);
+            })
+        }
+    });
+    while tokens.load(Ordering::SeqCst) < 3 {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let asked = std::time::Instant::now();
+    let mut first = None;
+    let voice = supervisor.generate(&ask("What is the capital of France?"), &greedy(24), |_| {
+        first.get_or_insert_with(|| asked.elapsed());
+    });
+    let voice = voice.unwrap();
+    report("voice after preempting", &supervisor, &voice);
+    let cut = background.join().unwrap();
+    let background_tokens = tokens.load(Ordering::SeqCst);
+    eprintln!(
+        "voice first token {:?} after asking, behind a background generation (its own prefill + first token {} ms); the background answer stopped after {background_tokens} tokens",
+        first.unwrap_or_default(),
+        voice.stats.first_token_ms
+    );
+    assert!(matches!(cut, Err(LlmError::Preempted)), "{cut:?}");
+    assert!(background_tokens < 60, "the background generation stopped soon after the voice turn came ({background_tokens} tokens)");
+    assert!(!voice.text.is_empty() && voice.stats.stop_reason != StopReason::Cancelled);
+
+    // cancel_background touches nothing but background generations.
+    let voice = std::thread::spawn({
+        let supervisor = supervisor.clone();
+        move || supervisor.generate(&ask("Name three colours."), &greedy(32), |_| {})
+    });
+    std::thread::sleep(Duration::from_millis(150));
+    assert!(!supervisor.cancel_background(), "a voice turn is not a background generation");
+    let voice = voice.join().unwrap().unwrap();
+    assert_ne!(voice.stats.stop_reason, StopReason::Cancelled);
+}

@@ -31,6 +31,9 @@ pub enum LlmError {
 
     #[error("the LLM worker refused the request ({kind:?}): {message}")]
     Worker { kind: ErrorKind, message: String },
+
+    #[error("a voice turn needed the LLM, so this background answer was cut short. Fix: retry in a moment")]
+    Preempted,
 }
 
 impl LlmError {

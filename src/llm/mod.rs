@@ -16,4 +16,4 @@ pub use from_config::{LlmModelError, SYSTEM_PROMPT};
 pub use locate::{find_worker, WORKER_ENV, WORKER_FILE_NAME};
 pub use roxy_protocol::{ChatMessage, ErrorKind, GenerationStats, ModelInfo, Role, StopReason, WorkerInfo};
 pub use rss::rss_bytes;
-pub use supervisor::{Completion, GenerateOptions, LlmSettings, LlmStatus, LlmSupervisor};
+pub use supervisor::{Completion, GenerateOptions, LlmSettings, LlmStatus, LlmSupervisor, Priority};

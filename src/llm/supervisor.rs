@@ -11,7 +11,7 @@ use roxy_protocol::{
     ChatMessage, ErrorKind, Event, GenerateRequest, GenerationStats, LoadRequest, ModelInfo, Request, WorkerInfo,
 };
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
@@ -121,6 +121,8 @@ struct Inner {
     /// Readable at any time, unlike `worker`.
     snapshot: Mutex<Snapshot>,
     next_id: AtomicU64,
+    /// Voice turns waiting for the worker: a background generation yields to them.
+    foreground_waiting: AtomicUsize,
 }
 
 struct Running {
@@ -132,6 +134,20 @@ struct Running {
 struct ActiveTurn {
     id: u64,
     stdin: SharedStdin,
+    /// An API chat, which a voice turn preempts.
+    background: bool,
+    /// Set when a voice turn cancelled it, so it ends as `Preempted`, not as a client's cancel.
+    preempted: bool,
+}
+
+/// Who is waiting for the answer: the voice loop goes first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Priority {
+    /// Someone is listening (the voice loop).
+    Voice,
+    /// An API client: runs when no voice turn wants the worker, and is cut short
+    /// ([`LlmError::Preempted`]) when one arrives.
+    Background,
 }
 
 struct Snapshot {
@@ -157,6 +173,7 @@ impl LlmSupervisor {
                 last_used: Instant::now(),
             }),
             next_id: AtomicU64::new(1),
+            foreground_waiting: AtomicUsize::new(0),
         });
         let (stop, stopped) = mpsc::channel();
         spawn_idle_thread(Arc::downgrade(&inner), stopped);
@@ -196,13 +213,32 @@ impl LlmSupervisor {
     /// Runs one chat completion, calling `on_token` with each piece of text as it arrives.
     /// A cancelled generation (see [`Self::cancel`]) still returns `Ok`, with stop reason
     /// `Cancelled` and the text produced so far.
-    pub fn generate(
+    pub fn generate(&self, messages: &[ChatMessage], options: &GenerateOptions, on_token: impl FnMut(&str)) -> Result<Completion, LlmError> {
+        self.generate_as(Priority::Voice, messages, options, on_token)
+    }
+
+    /// [`Self::generate`] for `priority`: a voice turn preempts a background generation in
+    /// progress (within one token) and is served before background ones that wait.
+    pub fn generate_as(
         &self,
+        priority: Priority,
         messages: &[ChatMessage],
         options: &GenerateOptions,
         mut on_token: impl FnMut(&str),
     ) -> Result<Completion, LlmError> {
+        let background = priority == Priority::Background;
+        let _waiting = match priority {
+            Priority::Voice => Some(self.inner.wait_as_voice()),
+            Priority::Background => {
+                self.inner.yield_to_voice();
+                None
+            }
+        };
         self.inner.call(|inner, running| {
+            if background && inner.foreground_waiting.load(Ordering::SeqCst) > 0 {
+                return Err(LlmError::Preempted);
+            }
+            drop(_waiting);
             inner.ensure_loaded(running)?;
             let id = inner.next_id();
             let request = Request::Generate(GenerateRequest {
@@ -216,9 +252,17 @@ impl LlmSupervisor {
             });
             let timeout = lock(&inner.settings).response_timeout;
             let during = "generating a reply";
-            *lock(&inner.active) = Some(ActiveTurn { id, stdin: running.process.stdin() });
+            *lock(&inner.active) = Some(ActiveTurn { id, stdin: running.process.stdin(), background, preempted: false });
             let _active = ClearActive(inner);
+            // A voice turn that arrived while this one was loading the model.
+            if background && inner.foreground_waiting.load(Ordering::SeqCst) > 0 {
+                return Err(LlmError::Preempted);
+            }
             running.process.send(&request, during)?;
+            // A preempting Cancel sent before the request reached the worker was ignored.
+            if background && lock(&inner.active).as_ref().is_some_and(|turn| turn.preempted) {
+                let _ = write_request(&running.process.stdin(), &Request::Cancel { id });
+            }
             let mut text = String::new();
             loop {
                 match running.process.next_event(timeout, during)? {
@@ -226,7 +270,12 @@ impl LlmSupervisor {
                         text.push_str(&piece);
                         on_token(&piece);
                     }
-                    Event::Done(stats) if stats.id == id => return Ok(Completion { text, stats }),
+                    Event::Done(stats) if stats.id == id => {
+                        if lock(&inner.active).as_ref().is_some_and(|turn| turn.preempted) {
+                            return Err(LlmError::Preempted);
+                        }
+                        return Ok(Completion { text, stats });
+                    }
                     Event::Error { id: Some(error_id), kind, message } if error_id == id => {
                         if kind == ErrorKind::NoModel {
                             // The worker lost its model (should not happen): reload next time.
@@ -255,6 +304,13 @@ impl LlmSupervisor {
         }
     }
 
+    /// Stops a background generation in progress (its client went away); a voice turn goes on.
+    pub fn cancel_background(&self) -> bool {
+        let active = lock(&self.inner.active);
+        let Some(turn) = active.as_ref().filter(|t| t.background) else { return false };
+        write_request(&turn.stdin, &Request::Cancel { id: turn.id }).is_ok()
+    }
+
     /// Stops the worker now, freeing the model's memory; the next call starts a new one.
     /// Waits for a call in progress to finish first.
     pub fn stop(&self) {
@@ -280,7 +336,36 @@ impl LlmSupervisor {
     }
 }
 
+/// A voice turn's place in line; leaving it lets background generations start again.
+struct VoiceWaiting<'a>(&'a Inner);
+
+impl Drop for VoiceWaiting<'_> {
+    fn drop(&mut self) {
+        self.0.foreground_waiting.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 impl Inner {
+    /// Queues a voice turn and cuts short the background generation in progress, if any.
+    fn wait_as_voice(&self) -> VoiceWaiting<'_> {
+        self.foreground_waiting.fetch_add(1, Ordering::SeqCst);
+        let mut active = lock(&self.active);
+        if let Some(turn) = active.as_mut().filter(|t| t.background && !t.preempted) {
+            turn.preempted = true;
+            if let Err(e) = write_request(&turn.stdin, &Request::Cancel { id: turn.id }) {
+                tracing::debug!("could not preempt the background generation: {e}");
+            }
+        }
+        VoiceWaiting(self)
+    }
+
+    /// Waits (briefly, polling) while voice turns want the worker.
+    fn yield_to_voice(&self) {
+        while self.foreground_waiting.load(Ordering::SeqCst) > 0 {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// Runs `f` with a live worker, starting one if needed. A worker that crashed, hung or
     /// spoke gibberish is discarded so the next call starts afresh.
     fn call<T>(&self, f: impl FnOnce(&Self, &mut Running) -> Result<T, LlmError>) -> Result<T, LlmError> {
