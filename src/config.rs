@@ -325,14 +325,23 @@ impl Default for AppConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ApiConfig {
-    /// Chat completions generated at once; more wait in a queue (never refused).
+    /// Chat completions generated at once; more wait in a queue.
     pub concurrency: u32,
+    /// Chats that may wait for a slot; more are refused with 429 and Retry-After.
+    pub queue_limit: u32,
+    /// Open connections at once; more wait to be accepted.
+    pub max_connections: u32,
+    /// A request's head must arrive within this (and a kept-alive connection closes after
+    /// this long idle).
+    pub header_timeout_secs: u32,
+    /// A chat completion is cut short (finish_reason `length`) after this long.
+    pub chat_timeout_secs: u32,
 }
 
 impl Default for ApiConfig {
     fn default() -> Self {
         // One LLM worker serves one generation at a time.
-        ApiConfig { concurrency: 1 }
+        ApiConfig { concurrency: 1, queue_limit: 16, max_connections: 128, header_timeout_secs: 10, chat_timeout_secs: 120 }
     }
 }
 
@@ -473,6 +482,10 @@ impl Config {
         check(!c.cloud.enabled || !c.cloud.model.is_empty(), path, "cloud.model", "\"\"", "a model name when cloud.enabled = true")?;
         check(c.app.api_port >= 1024, path, "app.api_port", c.app.api_port, "a port from 1024 to 65535")?;
         check((1..=64).contains(&c.api.concurrency), path, "api.concurrency", c.api.concurrency, "between 1 and 64")?;
+        check((1..=1024).contains(&c.api.queue_limit), path, "api.queue_limit", c.api.queue_limit, "between 1 and 1024")?;
+        check((4..=4096).contains(&c.api.max_connections), path, "api.max_connections", c.api.max_connections, "between 4 and 4096")?;
+        check((1..=300).contains(&c.api.header_timeout_secs), path, "api.header_timeout_secs", c.api.header_timeout_secs, "between 1 and 300")?;
+        check((1..=3600).contains(&c.api.chat_timeout_secs), path, "api.chat_timeout_secs", c.api.chat_timeout_secs, "between 1 and 3600")?;
         Ok(())
     }
 

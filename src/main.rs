@@ -405,6 +405,7 @@ fn serve_command(port: Option<u16>, llm_only: bool, paths: &Paths, manifest: &Ma
     };
     let api = Api::with_cache(backend, stages.clone(), token, config.api.concurrency as usize, cache)
         .chat_defaults(ChatDefaults::from_config(&config.llm))
+        .limits(api::Limits::from_config(&config.api))
         .token_path(api::token_file(&paths.data_dir));
     let server = ServerHandle::start(Arc::new(api), port)?;
     if let Some(llm) = &llm {

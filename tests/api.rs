@@ -4,7 +4,7 @@
 //! `cargo build -p roxy-llm -j2 && cargo test -j2 --test api -- --nocapture`
 //! (`--nocapture` shows the load test's requests per second).
 
-use roxy::api::{self, Api, ChatBackend, ChatError, ChatRequest, ChatStream, LlmBackend, ServerHandle};
+use roxy::api::{self, Api, ChatBackend, ChatDone, ChatError, ChatEvent, ChatRequest, ChatStream, FinishReason, Limits, LlmBackend, ServerHandle};
 use roxy::llm::{LlmSettings, LlmSupervisor};
 use roxy::metrics::{Registry, Stage};
 use serde_json::{json, Value};
@@ -64,9 +64,13 @@ impl Server {
     }
 
     fn with_backend(backend: Arc<dyn ChatBackend>, stages: Arc<Registry>, concurrency: usize) -> Server {
+        Self::with_limits(backend, stages, concurrency, Limits::default())
+    }
+
+    fn with_limits(backend: Arc<dyn ChatBackend>, stages: Arc<Registry>, concurrency: usize, limits: Limits) -> Server {
         let data = tempfile::tempdir().unwrap();
         let token = api::load_or_create_token(data.path()).unwrap();
-        let api = Api::new(backend, stages.clone(), token.clone(), concurrency).token_path(api::token_file(data.path()));
+        let api = Api::new(backend, stages.clone(), token.clone(), concurrency).token_path(api::token_file(data.path())).limits(limits);
         let handle = ServerHandle::start(Arc::new(api), 0).expect("start the API on an ephemeral port");
         let addr = handle.addr();
         assert!(addr.ip().is_loopback(), "bound to {addr}");
@@ -321,6 +325,8 @@ async fn post_endpoints_need_the_token() {
         assert_eq!(status, 401, "{path}: {err}");
         let message = err["error"]["message"].as_str().unwrap();
         assert!(message.contains("Authorization: Bearer") && message.contains("api_token"), "the fix names the header and file: {message}");
+        let data_dir = server._data.path().display().to_string();
+        assert!(!message.contains(&data_dir), "a 401 does not show the data dir's absolute path: {message}");
 
         let wrong = http.post(format!("{}{path}", server.url)).header("Authorization", "Bearer 0000").header("Content-Type", "application/json").body(body.to_string()).send().await.unwrap();
         let (status, err) = json_of(wrong).await;
@@ -543,6 +549,7 @@ async fn chat_completions_go_through_the_brain() {
     let models = model_path().parent().unwrap().parent().unwrap().to_path_buf();
     let mut config = roxy::config::Config::default();
     config.llm.temperature = 0.0;
+    config.llm.max_tokens = 12;
     let manifest = roxy::models::Manifest::from_env().unwrap();
     let brain = tokio::task::spawn_blocking({
         let stages = stages.clone();
@@ -554,7 +561,8 @@ async fn chat_completions_go_through_the_brain() {
     })
     .await
     .unwrap();
-    let backend = Arc::new(roxy::api::BrainBackend::new(Arc::new(brain), "roxy"));
+    let brain = Arc::new(brain);
+    let backend = Arc::new(roxy::api::BrainBackend::new(brain.clone(), "roxy"));
     let server = Server::with_backend(backend, stages, 1);
     let body = serde_json::json!({"model": "roxy", "messages": [{"role": "user", "content": "What's 12 times 7?"}]});
     let response = client().post(format!("{}/v1/chat/completions", server.url)).header("Authorization", server.bearer()).json(&body).send().await.unwrap();
@@ -562,4 +570,305 @@ async fn chat_completions_go_through_the_brain() {
     assert_eq!(status, 200, "{reply}");
     assert_eq!(reply["choices"][0]["message"]["content"], "12 times 7 is 84.", "{reply}");
     assert_eq!(reply["model"], "roxy");
+
+    // A client has its own conversation: the voice user's turns are not in its prompt, and
+    // its turns are not recorded in the voice user's.
+    let question = serde_json::json!({"messages": [{"role": "user", "content": "Say something about rivers."}]});
+    let prompt_tokens = |reply: &Value| reply["usage"]["prompt_tokens"].as_u64().unwrap();
+    let (status, first) = ask(&server, &question).await;
+    assert_eq!(status, 200, "{first}");
+    let voice = brain.clone();
+    tokio::task::spawn_blocking(move || voice.answer("Tell me about the number 14 and why it matters so much to mathematicians.", &mut |_| {}).unwrap()).await.unwrap();
+    let (status, second) = ask(&server, &question).await;
+    assert_eq!(status, 200, "{second}");
+    assert!(prompt_tokens(&first) > 0);
+    assert_eq!(prompt_tokens(&first), prompt_tokens(&second), "the voice turn did not enter the client's prompt: {first} / {second}");
+    assert_eq!(first["choices"][0]["message"]["content"], second["choices"][0]["message"]["content"], "same prompt, same greedy answer");
+    let session = brain.memory().unwrap().session_context();
+    assert_eq!(session.len(), 2, "only the voice turn is in the voice conversation: {session:?}");
+    // The client's own earlier messages are its context.
+    let with_history = serde_json::json!({"messages": [
+        {"role": "user", "content": "My favourite river is the Danube."},
+        {"role": "assistant", "content": "The Danube is lovely."},
+        {"role": "user", "content": "Say something about rivers."}
+    ]});
+    let (status, third) = ask(&server, &with_history).await;
+    assert_eq!(status, 200, "{third}");
+    assert!(prompt_tokens(&third) > prompt_tokens(&first) + 10, "the client's history is in its prompt: {third}");
+}
+
+/// Says "tick " every `every`, `pieces` times, then finishes; counts the streams still alive,
+/// so a test sees a generation cancelled when its stream is dropped.
+struct TickingBackend {
+    every: Duration,
+    pieces: u32,
+    live: Arc<AtomicU64>,
+}
+
+struct Live(Arc<AtomicU64>);
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl ChatBackend for TickingBackend {
+    fn model_id(&self) -> String {
+        "ticking".into()
+    }
+    fn chat(&self, _request: ChatRequest) -> ChatStream {
+        use futures_util::StreamExt;
+        self.live.fetch_add(1, Ordering::SeqCst);
+        let (every, pieces) = (self.every, self.pieces);
+        futures_util::stream::unfold((0u32, Live(self.live.clone())), move |(n, live)| async move {
+            if n > pieces {
+                return None;
+            }
+            tokio::time::sleep(every).await;
+            let event = if n < pieces {
+                ChatEvent::Text("tick ".into())
+            } else {
+                ChatEvent::Done(ChatDone { finish_reason: FinishReason::Stop, prompt_tokens: 1, completion_tokens: n })
+            };
+            Some((Ok(event), (n + 1, live)))
+        })
+        .boxed()
+    }
+}
+
+fn ticking(every_ms: u64, pieces: u32) -> (Arc<TickingBackend>, Arc<AtomicU64>) {
+    let live = Arc::new(AtomicU64::new(0));
+    (Arc::new(TickingBackend { every: Duration::from_millis(every_ms), pieces, live: live.clone() }), live)
+}
+
+/// Sockets that send nothing, or a head that never ends (slowloris), are closed after the header
+/// timeout; beyond the connection cap clients wait instead of using up descriptors, and /health
+/// is answered once the idle ones are gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_and_idle_clients_are_closed_and_health_is_answered() {
+    let limits = Limits { max_connections: 8, header_timeout: Duration::from_millis(800), ..Limits::default() };
+    let server = Server::with_limits(Arc::new(BrokenBackend), Arc::new(Registry::new()), 1, limits);
+    let mut held = Vec::new();
+    for i in 0..40 {
+        let mut socket = std::net::TcpStream::connect(server.addr).unwrap();
+        if i % 2 == 0 {
+            socket.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: a").unwrap();
+        }
+        held.push(socket);
+    }
+    let started = Instant::now();
+    let health = client().get(format!("{}/health", server.url)).send().await.unwrap();
+    let waited = started.elapsed();
+    assert_eq!(health.status(), 200);
+    eprintln!("/health behind 40 idle or slow sockets (cap 8, header timeout 0.8 s): {:.2} s", waited.as_secs_f64());
+    // Five rounds of eight held sockets, each closed after 0.8 s.
+    assert!(waited < Duration::from_secs(10), "/health waited {waited:?}");
+    let closed = tokio::task::spawn_blocking(move || {
+        let mut closed = 0;
+        for socket in held.iter_mut() {
+            socket.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut buf = [0u8; 1024];
+            // EOF, a reset or the server's last bytes: anything but a wait that times out.
+            let waited = matches!(socket.read(&mut buf), Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut));
+            closed += usize::from(!waited);
+        }
+        closed
+    })
+    .await
+    .unwrap();
+    assert_eq!(closed, 40, "every idle and slow socket was closed by the server");
+    let text = client().get(format!("{}/metrics", server.url)).send().await.unwrap().text().await.unwrap();
+    let (_, samples) = parse_exposition(&text);
+    assert!(find(&samples, "roxy_http_connections", &[])[0].2 <= 8.0, "never more open than the cap");
+}
+
+/// Shutdown waits for a request in flight for a bounded time, not for a client that never
+/// finishes its request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_is_not_held_up_by_an_unfinished_request() {
+    let limits = Limits { shutdown_grace: Duration::from_millis(500), ..Limits::default() };
+    let mut server = Server::with_limits(Arc::new(BrokenBackend), Arc::new(Registry::new()), 1, limits);
+    let mut partial = std::net::TcpStream::connect(server.addr).unwrap();
+    partial.write_all(b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 500\r\n\r\n{").unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let handle = server.handle.take().unwrap();
+    let started = Instant::now();
+    tokio::task::spawn_blocking(move || handle.shutdown()).await.unwrap();
+    let took = started.elapsed();
+    eprintln!("shutdown with an unfinished request open: {:.2} s", took.as_secs_f64());
+    assert!(took < Duration::from_secs(3), "shutdown took {took:?}");
+}
+
+/// Made-up methods and paths are counted under fixed labels, so /metrics stays small.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn made_up_methods_and_paths_do_not_grow_the_metrics() {
+    let server = Server::with_backend(Arc::new(BrokenBackend), Arc::new(Registry::new()), 1);
+    let http = client();
+    let size = || async { http.get(format!("{}/metrics", server.url)).send().await.unwrap().text().await.unwrap() };
+    size().await; // /metrics's own series exist from here on
+    for i in 0..5 {
+        raw(server.addr, &format!("FOO{i} /x{i} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"));
+    }
+    let before = size().await.len();
+    for i in 5..300 {
+        raw(server.addr, &format!("M{i} /y{i} HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n"));
+    }
+    let text = size().await;
+    eprintln!("/metrics after 5 made-up requests: {before} bytes; after 300: {} bytes", text.len());
+    assert!(text.len() < before + 512, "the exposition grew from {before} to {} bytes", text.len());
+    assert!(text.contains("method=\"other\""), "made-up methods are counted as other");
+    assert!(!text.contains("M299") && !text.contains("/y299"));
+}
+
+/// A full queue answers 429 with Retry-After; those that queued are all answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_chat_queue_is_a_429_with_retry_after() {
+    let (backend, _) = ticking(100, 5);
+    let limits = Limits { max_queued_chats: 2, ..Limits::default() };
+    let server = Arc::new(Server::with_limits(backend, Arc::new(Registry::new()), 1, limits));
+    let requests: Vec<_> = (0..6)
+        .map(|i| {
+            let server = server.clone();
+            tokio::spawn(async move {
+                // Staggered, so the first takes the slot and the next two queue.
+                tokio::time::sleep(Duration::from_millis(80 * i)).await;
+                let body = json!({ "messages": [{ "role": "user", "content": "hi" }] });
+                let response = client().post(format!("{}/v1/chat/completions", server.url)).header("Authorization", server.bearer()).json(&body).send().await.unwrap();
+                let retry = response.headers().get("retry-after").map(|v| v.to_str().unwrap().to_string());
+                let (status, body) = json_of(response).await;
+                (status, retry, body)
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for r in requests {
+        let (status, retry, body) = r.await.unwrap();
+        if status == 429 {
+            let seconds: u64 = retry.as_deref().expect("429 carries Retry-After").parse().unwrap();
+            assert!((1..=600).contains(&seconds), "{seconds}");
+            assert_eq!(body["error"]["type"], "rate_limit_error", "{body}");
+            assert!(body["error"]["message"].as_str().unwrap().contains("Retry-After"), "{body}");
+        } else {
+            assert_eq!(status, 200, "{body}");
+            assert_eq!(body["choices"][0]["message"]["content"], "tick tick tick tick tick ");
+        }
+        statuses.push(status);
+    }
+    assert_eq!(statuses, [200, 200, 200, 429, 429, 429], "one generating, two queued, the rest refused");
+    let text = client().get(format!("{}/metrics", server.url)).send().await.unwrap().text().await.unwrap();
+    let (_, samples) = parse_exposition(&text);
+    assert_eq!(find(&samples, "roxy_chat_refused_total", &[])[0].2, 3.0);
+    assert_eq!(find(&samples, "roxy_chat_queued", &[])[0].2, 0.0, "the queue is empty again");
+}
+
+/// A chat that runs past the deadline ends with `length`, and its generation is stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chat_past_its_deadline_ends_with_length_and_stops_generating() {
+    let (backend, live) = ticking(50, u32::MAX - 1);
+    let limits = Limits { chat_deadline: Duration::from_millis(600), ..Limits::default() };
+    let server = Server::with_limits(backend, Arc::new(Registry::new()), 1, limits);
+    let started = Instant::now();
+    let (status, reply) = ask(&server, &json!({ "messages": [{ "role": "user", "content": "go on forever" }] })).await;
+    assert_eq!(status, 200, "{reply}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(reply["choices"][0]["finish_reason"], "length", "{reply}");
+    assert!(reply["choices"][0]["message"]["content"].as_str().unwrap().starts_with("tick "), "the text so far is kept: {reply}");
+    let (status, events) = {
+        let body = json!({ "messages": [{ "role": "user", "content": "go on" }], "stream": true });
+        let response = client().post(format!("{}/v1/chat/completions", server.url)).header("Authorization", server.bearer()).json(&body).send().await.unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    };
+    assert_eq!(status, 200);
+    assert!(events.contains("\"finish_reason\":\"length\"") && events.trim_end().ends_with("data: [DONE]"), "{events}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(live.load(Ordering::SeqCst), 0, "both generations were dropped at the deadline");
+}
+
+/// Client mistakes are 400s, an oversized body a 413 and a body that never arrives a 408, all
+/// in OpenAI's error shape with the limit or the fix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_mistakes_are_4xx_in_openai_shape() {
+    let (backend, _) = ticking(1, 1);
+    let limits = Limits { body_timeout: Duration::from_millis(500), ..Limits::default() };
+    let server = Server::with_limits(backend, Arc::new(Registry::new()), 1, limits);
+    let cases = [
+        (json!({ "messages": [{ "role": "system", "content": "be brief" }] }), "no user message"),
+        (json!({ "messages": [{ "role": "user", "content": "a\u{0}b" }] }), "NUL"),
+    ];
+    for (body, want) in cases {
+        let (status, err) = ask(&server, &body).await;
+        assert_eq!(status, 400, "{err}");
+        assert!(err["error"]["message"].as_str().unwrap().contains(want), "{err}");
+    }
+    let huge = json!({ "messages": [{ "role": "user", "content": "x".repeat(3 * 1024 * 1024) }] });
+    let (status, err) = ask(&server, &huge).await;
+    assert_eq!(status, 413, "{err}");
+    assert_eq!(err["error"]["type"], "invalid_request_error");
+    assert!(err["error"]["message"].as_str().unwrap().contains("2097152-byte limit"), "{err}");
+
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {}\r\nContent-Length: 400\r\nConnection: close\r\n\r\n{{\"messages\":",
+        server.bearer()
+    );
+    let (status, reply) = tokio::task::spawn_blocking({
+        let addr = server.addr;
+        move || raw(addr, &head)
+    })
+    .await
+    .unwrap();
+    assert_eq!(status, 408, "{reply}");
+    assert!(reply.contains("did not arrive within") && reply.contains("\"type\":\"invalid_request_error\""), "{reply}");
+}
+
+/// `roxy serve` under a 64-descriptor limit (macOS gives apps 256) keeps answering /health
+/// through a flood of idle sockets, and SIGTERM stops it promptly with requests left unfinished.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_short_of_descriptors_survives_an_idle_socket_flood() {
+    let data = tempfile::tempdir().unwrap();
+    let config = data.path().join("config.toml");
+    std::fs::write(&config, "[api]\nheader_timeout_secs = 1\nmax_connections = 16\n").unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let models = model_path().parent().unwrap().parent().unwrap().to_path_buf();
+    let mut server = std::process::Command::new("bash")
+        .arg("-c")
+        .arg("ulimit -n 64 && exec \"$0\" serve --llm-only --port \"$1\"")
+        .arg(env!("CARGO_BIN_EXE_roxy"))
+        .arg(port.to_string())
+        .env("ROXY_DATA_DIR", data.path())
+        .env("ROXY_CONFIG", &config)
+        .env("ROXY_MODELS_DIR", &models)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}/health");
+    let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(30)).pool_max_idle_per_host(0).build().unwrap();
+    let up = Instant::now();
+    while http.get(&url).send().await.map(|r| r.status()).ok() != Some(reqwest::StatusCode::OK) {
+        assert!(up.elapsed() < Duration::from_secs(60), "roxy serve did not come up");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut held: Vec<std::net::TcpStream> = (0..100).map(|_| std::net::TcpStream::connect(addr).unwrap()).collect();
+    let started = Instant::now();
+    let status = http.get(&url).send().await.expect("/health answers behind 100 idle sockets").status();
+    assert_eq!(status, 200);
+    eprintln!("/health behind 100 idle sockets with 64 descriptors: {:.2} s", started.elapsed().as_secs_f64());
+    // Unfinished requests do not hold up SIGTERM.
+    for socket in held.iter_mut().take(5) {
+        let _ = socket.write_all(b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 99\r\n\r\n{");
+    }
+    let pid = server.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let stopping = Instant::now();
+    loop {
+        if let Some(exit) = server.try_wait().unwrap() {
+            eprintln!("roxy serve stopped {:.2} s after SIGTERM ({exit})", stopping.elapsed().as_secs_f64());
+            assert!(exit.success(), "{exit}");
+            break;
+        }
+        assert!(stopping.elapsed() < Duration::from_secs(10), "roxy serve still running 10 s after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(held);
 }

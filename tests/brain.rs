@@ -383,3 +383,33 @@ fn asking_the_cloud_by_name_goes_to_the_cloud_even_where_a_skill_matches() {
     assert_eq!(seen.lock().unwrap().len(), 2);
     f.brain.shutdown();
 }
+
+/// A cloud request carries only what its question needs: no turns that skills answered, and
+/// no stored fact unrelated to it.
+#[test]
+fn the_cloud_is_not_sent_skill_turns_or_unrelated_facts() {
+    let (url, seen) = fake_cloud();
+    let mut config = greedy_config();
+    config.cloud.enabled = true;
+    config.cloud.base_url = url;
+    config.cloud.model = "test-model".into();
+    config.cloud.api_key_env = "ROXY_TEST_CLOUD_KEY_2".into();
+    // SAFETY: set before any thread of this test reads the environment.
+    unsafe { std::env::set_var("ROXY_TEST_CLOUD_KEY_2", "sk-test-key-not-a-secret-654321") };
+    let f = brain_with(config);
+    for said in ["what's 17 plus 25", "remember that the spare keys are in the blue drawer", "remember that my locker code is 9031"] {
+        let reply = f.brain.answer(said, &mut |_| {}).unwrap();
+        assert_eq!(reply.route, Route::Skill, "{said}");
+    }
+    let reply = f.brain.answer("ask the cloud: write two lines about the sea", &mut |_| {}).unwrap();
+    assert_eq!(reply.route, Route::Cloud);
+    let bodies = seen.lock().unwrap().clone();
+    assert_eq!(bodies.len(), 1);
+    let body = &bodies[0];
+    println!("{body}");
+    for absent in ["17 plus 25", "42", "spare keys", "blue drawer", "9031", "locker", "remember"] {
+        assert!(!body.contains(absent), "{absent:?} reached the cloud: {body}");
+    }
+    assert!(body.contains("write two lines about the sea"), "{body}");
+    f.brain.shutdown();
+}

@@ -389,6 +389,7 @@ fn start_api(config: &Config, paths: &Paths, chat: Arc<LateBackend>, metrics: Ar
     };
     let api = Api::new(chat, metrics, token, config.api.concurrency as usize)
         .chat_defaults(ChatDefaults::from_config(&config.llm))
+        .limits(api::Limits::from_config(&config.api))
         .token_path(api::token_file(&paths.data_dir));
     match ServerHandle::start(Arc::new(api), config.app.api_port) {
         Ok(server) => {

@@ -1,7 +1,7 @@
 //! What answers `/v1/chat/completions`: a [`ChatBackend`] turns messages and options into a
 //! stream of text. [`LlmBackend`] is the local LLM; Roxy's router can stand behind the same seam.
 
-use crate::llm::{ChatMessage, GenerateOptions, LlmError, LlmSupervisor, StopReason};
+use crate::llm::{ChatMessage, ErrorKind, GenerateOptions, LlmError, LlmSupervisor, Priority, StopReason};
 use crate::metrics::{Registry, Stage};
 use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
@@ -52,6 +52,12 @@ pub enum ChatError {
     /// This request failed (the worker crashed mid-answer): 500.
     #[error("{0}")]
     Failed(String),
+    /// The request cannot be answered as sent (the prompt overflows the context): 400.
+    #[error("{0}")]
+    BadRequest(String),
+    /// A voice turn took the model: 503 with Retry-After.
+    #[error("{0}")]
+    Busy(String),
 }
 
 pub type ChatStream = BoxStream<'static, Result<ChatEvent, ChatError>>;
@@ -70,7 +76,8 @@ pub trait ChatBackend: Send + Sync + 'static {
     }
 }
 
-/// The local LLM through its supervisor (one worker; generations run one at a time).
+/// The local LLM through its supervisor (one worker; generations run one at a time, and the
+/// voice loop's go first).
 pub struct LlmBackend {
     llm: Arc<LlmSupervisor>,
     model_id: String,
@@ -92,8 +99,8 @@ impl ChatBackend for LlmBackend {
     fn chat(&self, request: ChatRequest) -> ChatStream {
         let (llm, metrics) = (self.llm.clone(), self.metrics.clone());
         let cancel = self.llm.clone();
-        stream_blocking(move || { cancel.cancel(); }, move |say| {
-            let completion = llm.generate(&request.messages, &request.options, say).map_err(chat_error)?;
+        stream_blocking(move || { cancel.cancel_background(); }, move |say| {
+            let completion = llm.generate_as(Priority::Background, &request.messages, &request.options, say).map_err(chat_error)?;
             let s = &completion.stats;
             if s.stop_reason != StopReason::Cancelled {
                 metrics.record_ms(Stage::LlmFirstToken, s.first_token_ms as f64);
@@ -134,8 +141,12 @@ where
     futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }).boxed()
 }
 
-fn chat_error(e: LlmError) -> ChatError {
+pub(crate) fn chat_error(e: LlmError) -> ChatError {
     match e {
+        LlmError::Preempted => ChatError::Busy(e.to_string()),
+        LlmError::Worker { kind: ErrorKind::ContextOverflow, message } => {
+            ChatError::BadRequest(format!("the messages do not fit in the model's context ({message}). Fix: send fewer or shorter messages, or a smaller max_tokens"))
+        }
         LlmError::WorkerNotFound { .. } | LlmError::WorkerPathInvalid { .. } | LlmError::Spawn { .. } | LlmError::ProtocolMismatch { .. } | LlmError::Model { .. } => {
             ChatError::Unavailable(e.to_string())
         }
@@ -160,9 +171,10 @@ impl ChatBackend for UnavailableBackend {
 }
 
 /// Roxy's brain behind the API: the last user message is routed like a spoken one (a skill,
-/// or the local LLM with Roxy's memory as context, or the cloud where configured), so other
-/// local apps get the same answers the voice loop gives. The client's earlier messages are not
-/// used: Roxy keeps its own conversation. Generation options come from Roxy's config.
+/// or the LLM with the facts recalled for it, or the cloud where configured), so other local
+/// apps get the answers the voice loop gives. The client's earlier messages are its own
+/// conversation: the voice user's is never shown to it, and its turns are not recorded in it.
+/// Generation options come from Roxy's config.
 pub struct BrainBackend {
     brain: Arc<crate::brain::Brain>,
     model_id: String,
@@ -181,14 +193,11 @@ impl ChatBackend for BrainBackend {
 
     fn chat(&self, request: ChatRequest) -> ChatStream {
         let (brain, cancel) = (self.brain.clone(), self.brain.clone());
-        stream_blocking(move || { cancel.cancel(); }, move |say| {
-            let question = request.messages.iter().rev().find(|m| m.role == crate::llm::Role::User).map(|m| m.content.clone()).unwrap_or_default();
-            if question.trim().is_empty() {
-                return Err(ChatError::Failed("the request has no user message to answer".into()));
-            }
-            match brain.answer(&question, say) {
-                Ok(reply) => Ok(ChatEvent::Done(ChatDone { finish_reason: FinishReason::Stop, prompt_tokens: 0, completion_tokens: reply.tokens.unwrap_or(0) })),
+        stream_blocking(move || { cancel.cancel_background(); }, move |say| {
+            match brain.answer_client(&request.messages, say) {
+                Ok(reply) => Ok(ChatEvent::Done(ChatDone { finish_reason: FinishReason::Stop, prompt_tokens: reply.prompt_tokens.unwrap_or(0), completion_tokens: reply.tokens.unwrap_or(0) })),
                 Err(crate::brain::BrainError::NoLlm(e)) => Err(ChatError::Unavailable(e)),
+                Err(crate::brain::BrainError::Llm(e)) => Err(chat_error(e)),
                 Err(e) => Err(ChatError::Failed(e.to_string())),
             }
         })

@@ -7,12 +7,14 @@
 
 pub mod backend;
 pub mod client;
+pub mod connections;
 pub mod error;
 pub mod openai;
 pub mod security;
 pub mod telemetry;
 
 pub use backend::{BrainBackend, ChatBackend, ChatDone, ChatError, ChatEvent, ChatRequest, ChatStream, FinishReason, LateBackend, LlmBackend, UnavailableBackend};
+pub use connections::Limits;
 pub use error::ApiError;
 pub use openai::ChatDefaults;
 pub use security::{load_or_create_token, token_file, TokenError};
@@ -57,6 +59,9 @@ pub struct Api {
     chat_slots: Arc<Semaphore>,
     concurrency: usize,
     chat_defaults: ChatDefaults,
+    limits: Limits,
+    /// Chats waiting for a slot (bounded by `limits.max_queued_chats`).
+    queued: Arc<std::sync::atomic::AtomicUsize>,
     telemetry: Telemetry,
     started: Instant,
     started_unix: u64,
@@ -83,6 +88,8 @@ impl Api {
             chat_slots: Arc::new(Semaphore::new(concurrency)),
             concurrency,
             chat_defaults: ChatDefaults::default(),
+            limits: Limits::default(),
+            queued: Arc::default(),
             started,
             started_unix: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
             port: std::sync::atomic::AtomicU16::new(0),
@@ -92,6 +99,12 @@ impl Api {
     /// Generation defaults and limits (from `[llm]`).
     pub fn chat_defaults(mut self, defaults: ChatDefaults) -> Api {
         self.chat_defaults = defaults;
+        self
+    }
+
+    /// Connection, request and queue bounds.
+    pub fn limits(mut self, limits: Limits) -> Api {
+        self.limits = limits;
         self
     }
 
@@ -105,8 +118,15 @@ impl Api {
         &self.stages
     }
 
+    /// The token file as `~/…`: a 401 goes to any local client, which need not learn the
+    /// home directory's absolute path.
     fn token_hint(&self) -> String {
-        self.token_path.as_ref().map_or_else(|| "the data dir's api_token file".into(), |p| p.display().to_string())
+        let Some(path) = &self.token_path else { return "the data dir's api_token file".into() };
+        let home = std::env::var_os("HOME").map(PathBuf::from).filter(|h| h.is_absolute() && h.parent().is_some());
+        match home.and_then(|h| path.strip_prefix(h).ok().map(|rest| rest.to_path_buf())) {
+            Some(rest) => format!("~/{}", rest.display()),
+            None => path.file_name().map_or_else(|| "the api_token file".into(), |f| format!("the data dir's {}", f.to_string_lossy())),
+        }
     }
 
     fn port_hint(&self) -> String {
@@ -116,19 +136,70 @@ impl Api {
         }
     }
 
-    async fn chat_slot(&self) -> ChatSlot {
-        self.telemetry.chat_queued.inc();
-        // The semaphore is never closed, so acquiring only waits.
-        let permit = self.chat_slots.clone().acquire_owned().await.ok();
-        self.telemetry.chat_queued.dec();
+    /// A generation slot: at once, after a wait in the queue, or a 429 when the queue is full.
+    async fn chat_slot(&self) -> Result<ChatSlot, ApiError> {
+        let permit = match self.chat_slots.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                let waiting = Waiting::enter(&self.queued, self.limits.max_queued_chats).ok_or_else(|| {
+                    self.telemetry.chat_refused.inc();
+                    ApiError::busy(
+                        format!(
+                            "{} chats are already waiting for the model. Fix: retry after the Retry-After seconds, or raise api.concurrency",
+                            self.limits.max_queued_chats
+                        ),
+                        self.retry_after_s(),
+                    )
+                })?;
+                self.telemetry.chat_queued.inc();
+                let _gauge = GaugeGuard(&self.telemetry.chat_queued);
+                // The semaphore is never closed, so acquiring only waits.
+                let permit = self.chat_slots.clone().acquire_owned().await;
+                drop(waiting);
+                permit.map_err(|_| ApiError::unavailable("the API is shutting down"))?
+            }
+        };
         self.telemetry.chat_active.inc();
-        ChatSlot { _permit: permit, active: self.telemetry.chat_active.clone() }
+        Ok(ChatSlot { _permit: permit, active: self.telemetry.chat_active.clone() })
+    }
+
+    /// About how long the queue ahead takes to drain: the typical generation time per waiting
+    /// chat and slot (10 s per chat before any was timed).
+    fn retry_after_s(&self) -> u64 {
+        let typical_s = self.stages.snapshot().into_iter().find(|s| s.stage == crate::metrics::Stage::LlmTotal && s.count > 0).map_or(10.0, |s| s.p50 / 1000.0);
+        let ahead = (self.limits.max_queued_chats + self.concurrency) as f64 / self.concurrency as f64;
+        (typical_s * ahead).ceil().clamp(1.0, 600.0) as u64
+    }
+}
+
+/// A place in the chat queue; leaving (served, or the client gave up) frees it.
+struct Waiting(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Waiting {
+    fn enter(queued: &Arc<std::sync::atomic::AtomicUsize>, limit: usize) -> Option<Waiting> {
+        use std::sync::atomic::Ordering;
+        queued.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n < limit).then_some(n + 1)).ok()?;
+        Some(Waiting(queued.clone()))
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+struct GaugeGuard<'a>(&'a prometheus_client::metrics::gauge::Gauge);
+
+impl Drop for GaugeGuard<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 
 /// A chat generation slot; frees itself (and the active count) when dropped.
 struct ChatSlot {
-    _permit: Option<OwnedSemaphorePermit>,
+    _permit: OwnedSemaphorePermit,
     active: prometheus_client::metrics::gauge::Gauge,
 }
 
@@ -169,14 +240,16 @@ pub fn bind(port: u16) -> Result<std::net::TcpListener, ServeError> {
     Ok(listener)
 }
 
-/// Serves on a [`bind`]-made listener until `shutdown` completes, then finishes the requests in flight.
+/// Serves on a [`bind`]-made listener until `shutdown` completes, then lets the requests in
+/// flight finish (for at most `limits.shutdown_grace`).
 pub async fn serve(listener: std::net::TcpListener, api: Arc<Api>, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::from_std(listener)?;
     if let Ok(addr) = listener.local_addr() {
         api.port.store(addr.port(), std::sync::atomic::Ordering::Relaxed);
     }
     spawn_memory_sampler(&api);
-    axum::serve(listener, router(api)).with_graceful_shutdown(shutdown).await
+    connections::serve(listener, router(api.clone()), api.limits.clone(), &api.telemetry, shutdown).await;
+    Ok(())
 }
 
 /// The API on its own threads, for callers without a tokio runtime (the CLI, the app).
@@ -208,6 +281,8 @@ impl ServerHandle {
                 if let Err(e) = served {
                     tracing::error!("the API server stopped: {e}");
                 }
+                // A generation still running on a blocking thread must not hold up Quit.
+                runtime.shutdown_timeout(std::time::Duration::from_millis(500));
             })
             .map_err(ServeError::Runtime)?;
         Ok(ServerHandle { addr, shutdown: Some(tx), thread: Some(thread) })

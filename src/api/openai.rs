@@ -1,11 +1,12 @@
 //! `POST /v1/chat/completions` and `GET /v1/models` in OpenAI's shapes, so local apps written for
 //! that API can use Roxy. Unknown request fields are ignored, as OpenAI-compatible servers do.
 
-use super::backend::{ChatDone, ChatEvent, ChatRequest, ChatStream};
+use super::backend::{ChatDone, ChatError, ChatEvent, ChatRequest, ChatStream, FinishReason};
 use super::error::ApiError;
-use super::Api;
+use super::{Api, Limits};
 use crate::llm::{ChatMessage, GenerateOptions, Role, SYSTEM_PROMPT};
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
+use axum::http::StatusCode;
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -85,6 +86,10 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiE
     Ok(value)
 }
 
+/// The most tokens one API answer may ask for: a longer one would hold the only worker
+/// (shared with the voice loop) for minutes.
+pub const API_MAX_TOKENS: u32 = 1024;
+
 /// Limits and defaults for generation, from `[llm]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChatDefaults {
@@ -95,7 +100,8 @@ pub struct ChatDefaults {
 
 impl ChatDefaults {
     pub fn from_config(config: &crate::config::LlmConfig) -> ChatDefaults {
-        ChatDefaults { options: GenerateOptions::from_config(config), max_tokens_limit: config.context_size.saturating_sub(1).max(1) }
+        let limit = config.context_size.saturating_sub(1).clamp(1, API_MAX_TOKENS);
+        ChatDefaults { options: GenerateOptions::from_config(config), max_tokens_limit: limit }
     }
 }
 
@@ -142,7 +148,13 @@ fn to_backend(req: &CompletionRequest, defaults: &ChatDefaults) -> Result<ChatRe
             }
             None => String::new(),
         };
+        if content.contains('\0') {
+            return Err(ApiError::bad_request(format!("messages[{i}].content holds a NUL character; send text without it")));
+        }
         messages.push(ChatMessage::new(role, content));
+    }
+    if !messages.iter().any(|m| m.role == Role::User) {
+        return Err(ApiError::bad_request("`messages` has no user message; add {\"role\": \"user\", \"content\": \"...\"} for Roxy to answer"));
     }
     if !messages.iter().any(|m| m.role == Role::System) {
         messages.insert(0, ChatMessage::new(Role::System, SYSTEM_PROMPT));
@@ -164,9 +176,8 @@ fn to_backend(req: &CompletionRequest, defaults: &ChatDefaults) -> Result<ChatRe
     if let Some(max) = req.max_completion_tokens.or(req.max_tokens) {
         if max == 0 || max > defaults.max_tokens_limit {
             return Err(ApiError::bad_request(format!(
-                "`max_tokens` {max} is out of range; use 1 to {} (the context holds {} tokens)",
-                defaults.max_tokens_limit,
-                defaults.max_tokens_limit + 1
+                "`max_tokens` {max} is out of range; use 1 to {}",
+                defaults.max_tokens_limit
             )));
         }
         options.max_tokens = max;
@@ -195,13 +206,73 @@ pub async fn models(State(api): State<Arc<Api>>) -> Json<Value> {
     }))
 }
 
-pub async fn chat_completions(State(api): State<Arc<Api>>, body: Bytes) -> Result<Response, ApiError> {
+/// The request body, within the size and time limits (413 and 408 in OpenAI's error shape).
+async fn read_body(body: Body, limits: &Limits) -> Result<Bytes, ApiError> {
+    let deadline = tokio::time::Instant::now() + limits.body_timeout;
+    let mut chunks = body.into_data_stream();
+    let mut out = Vec::new();
+    loop {
+        match tokio::time::timeout_at(deadline, chunks.next()).await {
+            Err(_) => {
+                return Err(ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "invalid_request_error",
+                    format!("the request body did not arrive within {} s. Fix: send the whole body at once", limits.body_timeout.as_secs()),
+                ))
+            }
+            Ok(None) => return Ok(out.into()),
+            Ok(Some(Err(e))) => return Err(ApiError::bad_request(format!("the request body could not be read: {e}"))),
+            Ok(Some(Ok(chunk))) => {
+                if out.len() + chunk.len() > limits.max_body_bytes {
+                    drain(chunks, deadline, limits.max_body_bytes * 16).await;
+                    return Err(ApiError::too_large(limits.max_body_bytes));
+                }
+                out.extend_from_slice(&chunk);
+            }
+        }
+    }
+}
+
+/// Reads and drops what is left of an oversized body (up to `most` bytes, until the body
+/// deadline), so the client hears the 413 instead of a reset from a socket closed on unread data.
+async fn drain(mut chunks: axum::body::BodyDataStream, deadline: tokio::time::Instant, most: usize) {
+    let mut seen = 0;
+    while seen < most {
+        match tokio::time::timeout_at(deadline, chunks.next()).await {
+            Ok(Some(Ok(chunk))) => seen += chunk.len(),
+            _ => return,
+        }
+    }
+}
+
+/// Ends `stream` at `deadline`: the generation is dropped (and so cancelled) and the answer
+/// so far finishes with `length`, as if `max_tokens` had been reached.
+fn until(stream: ChatStream, deadline: tokio::time::Instant) -> ChatStream {
+    futures_util::stream::unfold(Some((stream, 0u32)), move |state| async move {
+        let (mut stream, pieces) = state?;
+        match tokio::time::timeout_at(deadline, stream.next()).await {
+            Ok(Some(Ok(ChatEvent::Text(text)))) => Some((Ok(ChatEvent::Text(text)), Some((stream, pieces + 1)))),
+            Ok(Some(item)) => Some((item, None)),
+            Ok(None) => None,
+            Err(_) => {
+                tracing::info!("a chat completion reached the API's deadline and was cut short");
+                let done = ChatDone { finish_reason: FinishReason::Length, prompt_tokens: 0, completion_tokens: pieces };
+                Some((Ok(ChatEvent::Done(done)), None))
+            }
+        }
+    })
+    .boxed()
+}
+
+pub async fn chat_completions(State(api): State<Arc<Api>>, body: Body) -> Result<Response, ApiError> {
+    let body = read_body(body, &api.limits).await?;
     let req: CompletionRequest = parse_json(&body)?;
     let backend_request = to_backend(&req, &api.chat_defaults)?;
     let include_usage = req.stream_options.as_ref().is_some_and(|o| o.include_usage);
-    // Queue for a slot: extra requests wait here, in arrival order, never refused.
-    let slot = api.chat_slot().await;
-    let mut stream = api.backend.chat(backend_request);
+    // Queue for a slot in arrival order; a full queue is a 429.
+    let slot = api.chat_slot().await?;
+    let deadline = tokio::time::Instant::now() + api.limits.chat_deadline;
+    let mut stream = until(api.backend.chat(backend_request), deadline);
     let id = completion_id();
     let created = unix_now();
     let model = req.model.clone().filter(|m| !m.is_empty()).unwrap_or_else(|| api.backend.model_id());
@@ -283,10 +354,12 @@ fn usage(done: &ChatDone) -> Value {
     json!({ "prompt_tokens": done.prompt_tokens, "completion_tokens": done.completion_tokens, "total_tokens": done.prompt_tokens + done.completion_tokens })
 }
 
-fn chat_error(e: super::backend::ChatError) -> ApiError {
+fn chat_error(e: ChatError) -> ApiError {
     match e {
-        super::backend::ChatError::Unavailable(m) => ApiError::unavailable(m),
-        super::backend::ChatError::Failed(m) => ApiError::internal(m),
+        ChatError::Unavailable(m) => ApiError::unavailable(m),
+        ChatError::Failed(m) => ApiError::internal(m),
+        ChatError::BadRequest(m) => ApiError::bad_request(m),
+        ChatError::Busy(m) => ApiError { retry_after_s: Some(5), ..ApiError::unavailable(m) },
     }
 }
 

@@ -72,6 +72,10 @@ pub struct Telemetry {
     latency: HistogramFamily,
     pub chat_queued: Gauge,
     pub chat_active: Gauge,
+    /// Chats refused with 429 because the queue was full.
+    pub chat_refused: Counter,
+    /// Open HTTP connections.
+    pub connections: Gauge,
     memory: Arc<MemoryProbe>,
     samples: Mutex<VecDeque<MemorySample>>,
     stage_snapshot: SharedSnapshot,
@@ -100,6 +104,10 @@ impl Telemetry {
         registry.register("chat_queued", "Chat completions waiting for a free slot (api.concurrency)", chat_queued.clone());
         let chat_active = Gauge::default();
         registry.register("chat_active", "Chat completions being generated now", chat_active.clone());
+        let chat_refused = Counter::default();
+        registry.register("chat_refused", "Chat completions refused with 429 because the queue was full", chat_refused.clone());
+        let connections = Gauge::default();
+        registry.register("http_connections", "Open HTTP connections", connections.clone());
         let memory = Arc::new(MemoryProbe::new(backend, started));
         registry.register_collector(Box::new(ProcessCollector { memory: memory.clone(), started }));
         let stage_snapshot = SharedSnapshot::default();
@@ -113,13 +121,19 @@ impl Telemetry {
             latency,
             chat_queued,
             chat_active,
+            chat_refused,
+            connections,
             memory,
             samples: Mutex::new(VecDeque::with_capacity(MEMORY_SAMPLES)),
             stage_snapshot,
         }
     }
 
+    /// `endpoint` is a route (or `unmatched`); any method outside HTTP's own is counted as
+    /// `other`, so made-up methods cannot grow the label set.
     pub fn observe_request(&self, endpoint: &str, method: &str, status: u16, elapsed: Duration) {
+        const METHODS: [&str; 9] = ["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"];
+        let method = METHODS.into_iter().find(|m| *m == method).unwrap_or("other");
         let labels = EndpointLabels { endpoint: endpoint.to_string(), method: method.to_string() };
         self.latency.get_or_create(&labels).observe(elapsed.as_secs_f64());
         self.requests.get_or_create(&RequestLabels { endpoint: labels.endpoint, method: labels.method, status }).inc();

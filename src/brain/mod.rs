@@ -21,7 +21,7 @@ pub mod privacy;
 pub mod skills;
 
 use crate::config::Config;
-use crate::llm::{ChatMessage, GenerateOptions, LlmError, LlmSettings, LlmSupervisor, Role, StopReason, SYSTEM_PROMPT};
+use crate::llm::{ChatMessage, GenerateOptions, LlmError, LlmSettings, LlmSupervisor, Priority, Role, StopReason, SYSTEM_PROMPT};
 use crate::memory::{Embedder, Memory, MemoryError};
 use crate::metrics::{ms_since, round_ms, Registry, Stage};
 use crate::models::Manifest;
@@ -157,6 +157,14 @@ fn cloud_asked(utterance: &str) -> Option<&str> {
     ASKED.find(utterance).map(|m| &utterance[m.end()..])
 }
 
+/// Whose question it is: the voice user's (their conversation, recorded) or an API client's
+/// (its own messages, not recorded).
+#[derive(Clone, Copy)]
+enum Asker<'a> {
+    Voice,
+    Client(&'a [ChatMessage]),
+}
+
 impl Brain {
     /// Builds every skill and embeds their templates (once). Timers that come due arrive on
     /// the returned channel, for the coordinator to speak.
@@ -279,6 +287,43 @@ impl Brain {
         messages
     }
 
+    /// An API client's prompt: the system prompt, its own earlier messages, the facts recalled
+    /// for the question, then the question.
+    fn client_messages(&self, earlier: &[ChatMessage], question: String) -> Vec<ChatMessage> {
+        let facts = self.memory.as_ref().and_then(|memory| {
+            memory.facts_for(&question).unwrap_or_else(|e| {
+                tracing::warn!("answering without memory context: {e}");
+                None
+            })
+        });
+        let mut messages = Vec::with_capacity(earlier.len() + 3);
+        messages.push(ChatMessage::new(Role::System, SYSTEM_PROMPT));
+        messages.extend(earlier.iter().cloned());
+        messages.extend(facts);
+        messages.push(ChatMessage::new(Role::User, question));
+        messages
+    }
+
+    /// A cloud LLM's prompt: only what the question needs (no turns skills answered, the two
+    /// most related facts), before the privacy gateway redacts it.
+    fn cloud_messages(&self, asker: Asker, question: String) -> Vec<ChatMessage> {
+        let context = match (asker, &self.memory) {
+            (Asker::Voice, Some(memory)) => memory.cloud_context(&question),
+            (Asker::Client(earlier), Some(memory)) => memory.facts_for_cloud(&question).map(|facts| earlier.iter().cloned().chain(facts).collect()),
+            (Asker::Client(earlier), None) => Ok(earlier.to_vec()),
+            (Asker::Voice, None) => Ok(Vec::new()),
+        };
+        let context = context.unwrap_or_else(|e| {
+            tracing::warn!("asking the cloud without memory context: {e}");
+            Vec::new()
+        });
+        let mut messages = Vec::with_capacity(context.len() + 2);
+        messages.push(ChatMessage::new(Role::System, SYSTEM_PROMPT));
+        messages.extend(context);
+        messages.push(ChatMessage::new(Role::User, question));
+        messages
+    }
+
     /// Routes `utterance` without running anything (the plan is ready to run).
     pub fn decide(&self, utterance: &str) -> Result<Decision, BrainError> {
         // Asked for by name, the cloud answers even what a skill would have taken ("ask the
@@ -358,7 +403,23 @@ impl Brain {
         Ok(reply)
     }
 
+    /// Answers an API client: its last user message is routed like a spoken one; the LLM sees
+    /// the client's own earlier messages and the facts recalled for the question, never the
+    /// voice conversation, and nothing is recorded in it. The voice loop keeps the local LLM
+    /// first ([`Priority::Background`]).
+    pub fn answer_client(&self, messages: &[ChatMessage], on_text: &mut dyn FnMut(&str)) -> Result<Reply, BrainError> {
+        let Some(last) = messages.iter().rposition(|m| m.role == Role::User) else {
+            return Err(BrainError::NoLlm("the request has no user message to answer".into()));
+        };
+        let earlier: Vec<ChatMessage> = messages[..last].iter().filter(|m| m.role != Role::System).cloned().collect();
+        self.route_and_answer_for(&messages[last].content, Asker::Client(&earlier), on_text)
+    }
+
     fn route_and_answer(&self, utterance: &str, on_text: &mut dyn FnMut(&str)) -> Result<Reply, BrainError> {
+        self.route_and_answer_for(utterance, Asker::Voice, on_text)
+    }
+
+    fn route_and_answer_for(&self, utterance: &str, asker: Asker, on_text: &mut dyn FnMut(&str)) -> Result<Reply, BrainError> {
         let started = Instant::now();
         let decision = self.decide(utterance)?;
         let intent_ms = ms_since(started);
@@ -394,10 +455,17 @@ impl Brain {
             }
             Decision::Llm { confidence, cloud, question } => {
                 reply.confidence = confidence;
-                let t = Instant::now();
-                let messages = self.llm_messages(question);
-                self.metrics.record_ms(Stage::MemorySearch, ms_since(t));
-                let local = if cloud { None } else { Some(self.local(&messages, on_text, &mut reply)) };
+                let local = if cloud {
+                    None
+                } else {
+                    let t = Instant::now();
+                    let (messages, priority) = match asker {
+                        Asker::Voice => (self.llm_messages(question.clone()), Priority::Voice),
+                        Asker::Client(earlier) => (self.client_messages(earlier, question.clone()), Priority::Background),
+                    };
+                    self.metrics.record_ms(Stage::MemorySearch, ms_since(t));
+                    Some(self.local(&messages, priority, on_text, &mut reply))
+                };
                 let fall_back = match &local {
                     None => true,
                     Some(Ok(())) => reply.text.trim().is_empty() && self.cloud_ready(),
@@ -409,7 +477,7 @@ impl Brain {
                 };
                 if fall_back && self.cloud_ready() {
                     reply.route = Route::Cloud;
-                    self.cloud(&messages, on_text, &mut reply)?;
+                    self.cloud(&self.cloud_messages(asker, question), on_text, &mut reply)?;
                 } else if let Some(result) = local {
                     result?;
                 }
@@ -418,11 +486,11 @@ impl Brain {
         Ok(reply)
     }
 
-    fn local(&self, messages: &[ChatMessage], on_text: &mut dyn FnMut(&str), reply: &mut Reply) -> Result<(), BrainError> {
+    fn local(&self, messages: &[ChatMessage], priority: Priority, on_text: &mut dyn FnMut(&str), reply: &mut Reply) -> Result<(), BrainError> {
         let llm = self.llm.as_ref().map_err(|e| BrainError::NoLlm(e.clone()))?;
         let t = Instant::now();
         let mut first = None;
-        let completion = llm.generate(messages, &self.options, |piece| {
+        let completion = llm.generate_as(priority, messages, &self.options, |piece| {
             first.get_or_insert_with(|| ms_since(t));
             on_text(piece);
         })?;
@@ -487,6 +555,11 @@ impl Brain {
                 Vec::new()
             }
         }
+    }
+
+    /// Stops an API client's generation in progress (the client went away).
+    pub fn cancel_background(&self) -> bool {
+        self.llm.as_ref().is_ok_and(|llm| llm.cancel_background())
     }
 
     /// Stops a local generation in progress (barge-in).

@@ -14,11 +14,17 @@ pub fn chat_context(session: &Session, recalled: &[(Fact, f64)]) -> Vec<ChatMess
     }
     // After the conversation, not before it: the facts change with every question, and
     // everything before them stays in the LLM's KV cache from one turn to the next.
-    if !recalled.is_empty() {
-        let lines: Vec<String> = recalled.iter().map(|(f, _)| format!("- {}", f.text)).collect();
-        messages.push(ChatMessage::new(Role::System, format!("Things the user has told you before:\n{}", lines.join("\n"))));
-    }
+    messages.extend(facts_message(recalled));
     messages
+}
+
+/// The recalled facts as one system message (none: no message).
+pub fn facts_message(recalled: &[(Fact, f64)]) -> Option<ChatMessage> {
+    if recalled.is_empty() {
+        return None;
+    }
+    let lines: Vec<String> = recalled.iter().map(|(f, _)| format!("- {}", f.text)).collect();
+    Some(ChatMessage::new(Role::System, format!("Things the user has told you before:\n{}", lines.join("\n"))))
 }
 
 #[cfg(test)]
