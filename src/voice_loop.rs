@@ -139,6 +139,10 @@ pub struct TurnTimes {
     pub total: f64,
 }
 
+/// What the loop's TTS thread made: the audio, and when the first sentence was handed over
+/// and when its audio came out.
+type SpokenAudio = (Vec<f32>, Option<(Instant, Instant)>);
+
 impl Engine {
     pub fn load(config: Config, models_dir: &Path, data_dir: &Path, manifest: &Manifest, metrics: Arc<Registry>) -> Result<(Engine, LoadTimes), LoopError> {
         let timed = |stage_started: Instant| {
@@ -337,7 +341,7 @@ impl Engine {
         // Speaks sentences as they arrive; returns the audio and when the first came out.
         let speaker = std::thread::Builder::new()
             .name("roxy-loop-tts".into())
-            .spawn(move || -> Result<(Vec<f32>, Option<(Instant, Instant)>), TtsError> {
+            .spawn(move || -> Result<SpokenAudio, TtsError> {
                 let mut audio = Vec::new();
                 let mut first = None;
                 for (n, (sentence, handed_over)) in sentences_rx.into_iter().enumerate() {

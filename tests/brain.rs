@@ -257,6 +257,7 @@ fn fake_cloud() -> (String, Arc<Mutex<Vec<String>>>) {
     let url = format!("http://{}/v1", listener.local_addr().unwrap());
     let seen = Arc::new(Mutex::new(Vec::new()));
     let record = seen.clone();
+    let placeholder = regex::Regex::new(r"\[[A-Z]+_\d+\]").unwrap();
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
             let mut reader = BufReader::new(stream.try_clone().unwrap());
@@ -271,7 +272,7 @@ fn fake_cloud() -> (String, Arc<Mutex<Vec<String>>>) {
             let mut body = vec![0; length];
             reader.read_exact(&mut body).unwrap();
             let body = String::from_utf8(body).unwrap();
-            let placeholders: Vec<String> = regex::Regex::new(r"\[[A-Z]+_\d+\]").unwrap().find_iter(&body).map(|m| m.as_str().to_string()).collect();
+            let placeholders: Vec<String> = placeholder.find_iter(&body).map(|m| m.as_str().to_string()).collect();
             record.lock().unwrap().push(body);
             let answer = format!("Done: I wrote to {} about it.", placeholders.join(" and "));
             let mut out = stream;

@@ -81,7 +81,7 @@ fn voice_turns_and_api_load_leave_memory_and_descriptors_flat() {
                 let mut round = 0u64;
                 while !stop.load(Ordering::SeqCst) {
                     round += 1;
-                    let question = serde_json::json!({"messages": [{"role": "user", "content": format!("Say one short sentence about the number {round}.")}], "stream": round % 2 == 0});
+                    let question = serde_json::json!({"messages": [{"role": "user", "content": format!("Say one short sentence about the number {round}.")}], "stream": round.is_multiple_of(2)});
                     match (client, round % 4) {
                         // Poll and hold an idle socket for a while.
                         (0, _) => {
