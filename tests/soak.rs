@@ -142,6 +142,9 @@ fn voice_turns_and_api_load_leave_memory_and_descriptors_flat() {
         }
         turns += 1;
         samples.push((started.elapsed().as_secs_f64(), open_descriptors(), rss_mib(std::process::id()), rss_mib(llm_pid())));
+        // A person pauses between commands; API chats are served in the gaps (during a voice
+        // turn they yield to it).
+        std::thread::sleep(Duration::from_millis(1500));
     }
     stop.store(true, Ordering::SeqCst);
     for client in clients {
