@@ -101,7 +101,10 @@ pub struct ChatDefaults {
 impl ChatDefaults {
     pub fn from_config(config: &crate::config::LlmConfig) -> ChatDefaults {
         let limit = config.context_size.saturating_sub(1).clamp(1, API_MAX_TOKENS);
-        ChatDefaults { options: GenerateOptions::from_config(config), max_tokens_limit: limit }
+        let mut options = GenerateOptions::from_config(config);
+        // A request that names no max_tokens gets the config's, within the cap too.
+        options.max_tokens = options.max_tokens.min(limit);
+        ChatDefaults { options, max_tokens_limit: limit }
     }
 }
 
