@@ -270,51 +270,24 @@ impl Brain {
         self.llm.is_ok() && matches!(self.decide(utterance), Ok(Decision::Llm { cloud: false, .. }))
     }
 
-    /// The local LLM's prompt for `question`: the system prompt, the conversation and the facts
-    /// recalled for it, then the question.
-    fn llm_messages(&self, question: String) -> Vec<ChatMessage> {
-        let context = match &self.memory {
-            Some(memory) => memory.context_for(&question).unwrap_or_else(|e| {
-                tracing::warn!("answering without memory context: {e}");
-                Vec::new()
-            }),
-            None => Vec::new(),
-        };
-        let mut messages = Vec::with_capacity(context.len() + 2);
-        messages.push(ChatMessage::new(Role::System, SYSTEM_PROMPT));
-        messages.extend(context);
-        messages.push(ChatMessage::new(Role::User, question));
-        messages
-    }
-
-    /// An API client's prompt: the system prompt, its own earlier messages, the facts recalled
-    /// for the question, then the question.
-    fn client_messages(&self, earlier: &[ChatMessage], question: String) -> Vec<ChatMessage> {
-        let facts = self.memory.as_ref().and_then(|memory| {
-            memory.facts_for(&question).unwrap_or_else(|e| {
-                tracing::warn!("answering without memory context: {e}");
-                None
-            })
-        });
-        let mut messages = Vec::with_capacity(earlier.len() + 3);
-        messages.push(ChatMessage::new(Role::System, SYSTEM_PROMPT));
-        messages.extend(earlier.iter().cloned());
-        messages.extend(facts);
-        messages.push(ChatMessage::new(Role::User, question));
-        messages
-    }
-
-    /// A cloud LLM's prompt: only what the question needs (no turns skills answered, the two
-    /// most related facts), before the privacy gateway redacts it.
-    fn cloud_messages(&self, asker: Asker, question: String) -> Vec<ChatMessage> {
+    /// The prompt for `question`: the system prompt, the context, then the question. The
+    /// context is the voice user's conversation, or an API client's own earlier messages, then
+    /// the facts recalled for the question; one going to the cloud leaves out the turns skills
+    /// answered and carries fewer facts (the privacy gateway then redacts it).
+    fn prompt(&self, asker: Asker, question: String, cloud: bool) -> Vec<ChatMessage> {
+        use crate::memory::{CLOUD_FACTS, RECALLED_FACTS};
         let context = match (asker, &self.memory) {
-            (Asker::Voice, Some(memory)) => memory.cloud_context(&question),
-            (Asker::Client(earlier), Some(memory)) => memory.facts_for_cloud(&question).map(|facts| earlier.iter().cloned().chain(facts).collect()),
+            (Asker::Voice, Some(memory)) if cloud => memory.cloud_context(&question),
+            (Asker::Voice, Some(memory)) => memory.context_for(&question),
+            (Asker::Client(earlier), Some(memory)) => {
+                let limit = if cloud { CLOUD_FACTS } else { RECALLED_FACTS };
+                memory.facts_for(&question, limit).map(|facts| earlier.iter().cloned().chain(facts).collect())
+            }
             (Asker::Client(earlier), None) => Ok(earlier.to_vec()),
             (Asker::Voice, None) => Ok(Vec::new()),
         };
         let context = context.unwrap_or_else(|e| {
-            tracing::warn!("asking the cloud without memory context: {e}");
+            tracing::warn!("answering without memory context: {e}");
             Vec::new()
         });
         let mut messages = Vec::with_capacity(context.len() + 2);
@@ -459,11 +432,12 @@ impl Brain {
                     None
                 } else {
                     let t = Instant::now();
-                    let (messages, priority) = match asker {
-                        Asker::Voice => (self.llm_messages(question.clone()), Priority::Voice),
-                        Asker::Client(earlier) => (self.client_messages(earlier, question.clone()), Priority::Background),
-                    };
+                    let messages = self.prompt(asker, question.clone(), false);
                     self.metrics.record_ms(Stage::MemorySearch, ms_since(t));
+                    let priority = match asker {
+                        Asker::Voice => Priority::Voice,
+                        Asker::Client(_) => Priority::Background,
+                    };
                     Some(self.local(&messages, priority, on_text, &mut reply))
                 };
                 let fall_back = match &local {
@@ -477,7 +451,7 @@ impl Brain {
                 };
                 if fall_back && self.cloud_ready() {
                     reply.route = Route::Cloud;
-                    self.cloud(&self.cloud_messages(asker, question), on_text, &mut reply)?;
+                    self.cloud(&self.prompt(asker, question, true), on_text, &mut reply)?;
                 } else if let Some(result) = local {
                     result?;
                 }

@@ -2,14 +2,14 @@
 
 use super::{chat_context, embed_text, CachedEmbedder, Embedder, Fact, MemoryError, MiniLm, Remembered, SearchFilter, SearchHit, Session, Store, Turn, TurnRecord, DB_FILE_NAME};
 use crate::config::MemoryConfig;
-use crate::llm::{ChatMessage, Role};
+use crate::llm::ChatMessage;
 use crate::paths::Paths;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Facts put into the LLM context per question.
-const RECALLED_FACTS: usize = 5;
+pub const RECALLED_FACTS: usize = 5;
 /// Facts a cloud request may carry: fewer than the local LLM gets, as each is personal.
 pub const CLOUD_FACTS: usize = 2;
 /// Question vectors kept by the query cache (384 floats each: ~400 KB in all).
@@ -86,13 +86,13 @@ impl Memory {
     /// it as one system message (none: no message).
     pub fn context_for(&self, question: &str) -> Result<Vec<ChatMessage>, MemoryError> {
         let recalled = self.recall(question, RECALLED_FACTS)?;
-        Ok(chat_context(&self.session(), &recalled))
+        Ok(chat_context(self.session().turns(), &recalled))
     }
 
-    /// The facts recalled for `question` as one system message, without the conversation (for
-    /// an API client, which brings its own).
-    pub fn facts_for(&self, question: &str) -> Result<Option<ChatMessage>, MemoryError> {
-        Ok(super::context::facts_message(&self.recall(question, RECALLED_FACTS)?))
+    /// The `limit` facts most related to `question` as one system message, without the
+    /// conversation (for an API client, which brings its own).
+    pub fn facts_for(&self, question: &str, limit: usize) -> Result<Option<ChatMessage>, MemoryError> {
+        Ok(super::context::facts_message(&self.recall(question, limit)?))
     }
 
     /// What a cloud LLM is shown for `question`: the conversation without the turns skills
@@ -100,24 +100,12 @@ impl Memory {
     /// [`CLOUD_FACTS`] facts most related to the question.
     pub fn cloud_context(&self, question: &str) -> Result<Vec<ChatMessage>, MemoryError> {
         let recalled = self.recall(question, CLOUD_FACTS)?;
-        let session = self.session();
-        let mut messages = Vec::new();
-        for turn in session.turns().filter(|t| t.record.route != "skill") {
-            messages.push(ChatMessage::new(Role::User, turn.record.user_text.clone()));
-            messages.push(ChatMessage::new(Role::Assistant, turn.record.reply_text.clone()));
-        }
-        messages.extend(super::context::facts_message(&recalled));
-        Ok(messages)
-    }
-
-    /// The [`CLOUD_FACTS`] facts most related to `question`, for an API client's cloud request.
-    pub fn facts_for_cloud(&self, question: &str) -> Result<Option<ChatMessage>, MemoryError> {
-        Ok(super::context::facts_message(&self.recall(question, CLOUD_FACTS)?))
+        Ok(chat_context(self.session().turns().filter(|t| t.record.route != "skill"), &recalled))
     }
 
     /// The conversation alone: what every next question's context begins with.
     pub fn session_context(&self) -> Vec<ChatMessage> {
-        chat_context(&self.session(), &[])
+        chat_context(self.session().turns(), &[])
     }
 
     /// Records an answered turn: committed to the history (with its vector, so searches re-rank

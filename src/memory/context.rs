@@ -1,14 +1,15 @@
 //! What memory adds to an LLM request: the session window as user/assistant turns, then the
 //! facts recalled for the question as one system message.
 
-use super::{Fact, Session};
+use super::{Fact, Turn};
 use crate::llm::{ChatMessage, Role};
 
-/// Messages to put between the system prompt and the new question; no facts recalled means no
+/// Messages to put between the system prompt and the new question: `turns` (the session
+/// window, or the part of it a request may see), then the facts; no facts recalled means no
 /// facts message at all.
-pub fn chat_context(session: &Session, recalled: &[(Fact, f64)]) -> Vec<ChatMessage> {
-    let mut messages = Vec::with_capacity(1 + 2 * session.turns().len());
-    for turn in session.turns() {
+pub fn chat_context<'a>(turns: impl Iterator<Item = &'a Turn>, recalled: &[(Fact, f64)]) -> Vec<ChatMessage> {
+    let mut messages = Vec::with_capacity(1 + 2 * turns.size_hint().0);
+    for turn in turns {
         messages.push(ChatMessage::new(Role::User, turn.record.user_text.clone()));
         messages.push(ChatMessage::new(Role::Assistant, turn.record.reply_text.clone()));
     }
@@ -30,7 +31,7 @@ pub fn facts_message(recalled: &[(Fact, f64)]) -> Option<ChatMessage> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::memory::{Store, TurnRecord};
+    use crate::memory::{Session, Store, TurnRecord};
     use std::sync::Arc;
 
     #[test]
@@ -41,9 +42,9 @@ mod tests {
         for i in 0..3 {
             session.record(TurnRecord { user_text: format!("q{i}"), reply_text: format!("a{i}"), ..Default::default() }).unwrap();
         }
-        assert_eq!(chat_context(&session, &[]).len(), 4, "no facts, no system message");
+        assert_eq!(chat_context(session.turns(), &[]).len(), 4, "no facts, no system message");
         let fact = store.facts().remember("My sister is Anna").unwrap().fact;
-        let messages = chat_context(&session, &[(fact, 1.0)]);
+        let messages = chat_context(session.turns(), &[(fact, 1.0)]);
         let shown: Vec<(Role, &str)> = messages.iter().map(|m| (m.role, m.content.as_str())).collect();
         assert_eq!(
             shown,

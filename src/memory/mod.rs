@@ -22,7 +22,7 @@ mod session;
 mod store;
 mod vectors;
 
-pub use api::Memory;
+pub use api::{Memory, CLOUD_FACTS, RECALLED_FACTS};
 pub use bench::{render as render_bench, run as bench, BenchReport, BenchRow};
 pub use context::chat_context;
 pub use embed::{CachedEmbedder, Embedder, MiniLm};
