@@ -140,6 +140,20 @@ struct ActiveTurn {
     preempted: bool,
 }
 
+impl ActiveTurn {
+    /// Asks the worker to stop this generation; whether the request was sent.
+    fn cancel(&self) -> bool {
+        match write_request(&self.stdin, &Request::Cancel { id: self.id }) {
+            Ok(()) => true,
+            Err(e) => {
+                // The turn itself will report the dead worker.
+                tracing::debug!("could not send Cancel: {e}");
+                false
+            }
+        }
+    }
+}
+
 /// Who is waiting for the answer: the voice loop goes first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Priority {
@@ -260,8 +274,8 @@ impl LlmSupervisor {
             }
             running.process.send(&request, during)?;
             // A preempting Cancel sent before the request reached the worker was ignored.
-            if background && lock(&inner.active).as_ref().is_some_and(|turn| turn.preempted) {
-                let _ = write_request(&running.process.stdin(), &Request::Cancel { id });
+            if let Some(turn) = lock(&inner.active).as_ref().filter(|turn| turn.preempted) {
+                turn.cancel();
             }
             let mut text = String::new();
             loop {
@@ -292,23 +306,12 @@ impl LlmSupervisor {
     /// Stops the generation in progress within one token. Returns whether there was one (a call
     /// still starting the worker or loading the model has none yet).
     pub fn cancel(&self) -> bool {
-        let active = lock(&self.inner.active);
-        let Some(turn) = active.as_ref() else { return false };
-        match write_request(&turn.stdin, &Request::Cancel { id: turn.id }) {
-            Ok(()) => true,
-            Err(e) => {
-                // The turn itself will report the dead worker.
-                tracing::debug!("could not send Cancel: {e}");
-                false
-            }
-        }
+        lock(&self.inner.active).as_ref().is_some_and(ActiveTurn::cancel)
     }
 
     /// Stops a background generation in progress (its client went away); a voice turn goes on.
     pub fn cancel_background(&self) -> bool {
-        let active = lock(&self.inner.active);
-        let Some(turn) = active.as_ref().filter(|t| t.background) else { return false };
-        write_request(&turn.stdin, &Request::Cancel { id: turn.id }).is_ok()
+        lock(&self.inner.active).as_ref().filter(|t| t.background).is_some_and(ActiveTurn::cancel)
     }
 
     /// Stops the worker now, freeing the model's memory; the next call starts a new one.
@@ -352,9 +355,7 @@ impl Inner {
         let mut active = lock(&self.active);
         if let Some(turn) = active.as_mut().filter(|t| t.background && !t.preempted) {
             turn.preempted = true;
-            if let Err(e) = write_request(&turn.stdin, &Request::Cancel { id: turn.id }) {
-                tracing::debug!("could not preempt the background generation: {e}");
-            }
+            turn.cancel();
         }
         VoiceWaiting(self)
     }
