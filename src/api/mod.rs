@@ -60,8 +60,6 @@ pub struct Api {
     concurrency: usize,
     chat_defaults: ChatDefaults,
     limits: Limits,
-    /// Chats waiting for a slot (bounded by `limits.max_queued_chats`).
-    queued: Arc<std::sync::atomic::AtomicUsize>,
     telemetry: Telemetry,
     started: Instant,
     started_unix: u64,
@@ -89,7 +87,6 @@ impl Api {
             concurrency,
             chat_defaults: ChatDefaults::default(),
             limits: Limits::default(),
-            queued: Arc::default(),
             started,
             started_unix: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
             port: std::sync::atomic::AtomicU16::new(0),
@@ -141,7 +138,7 @@ impl Api {
         let permit = match self.chat_slots.clone().try_acquire_owned() {
             Ok(permit) => permit,
             Err(_) => {
-                let waiting = Waiting::enter(&self.queued, self.limits.max_queued_chats).ok_or_else(|| {
+                let waiting = Waiting::enter(&self.telemetry.chat_queued, self.limits.max_queued_chats).ok_or_else(|| {
                     self.telemetry.chat_refused.inc();
                     ApiError::busy(
                         format!(
@@ -151,8 +148,6 @@ impl Api {
                         self.retry_after_s(),
                     )
                 })?;
-                self.telemetry.chat_queued.inc();
-                let _gauge = GaugeGuard(&self.telemetry.chat_queued);
                 // The semaphore is never closed, so acquiring only waits.
                 let permit = self.chat_slots.clone().acquire_owned().await;
                 drop(waiting);
@@ -172,26 +167,20 @@ impl Api {
     }
 }
 
-/// A place in the chat queue; leaving (served, or the client gave up) frees it.
-struct Waiting(Arc<std::sync::atomic::AtomicUsize>);
+/// A place in the chat queue, counted in the `chat_queued` gauge; leaving (served, or the
+/// client gave up) frees it.
+struct Waiting(prometheus_client::metrics::gauge::Gauge);
 
 impl Waiting {
-    fn enter(queued: &Arc<std::sync::atomic::AtomicUsize>, limit: usize) -> Option<Waiting> {
+    fn enter(queued: &prometheus_client::metrics::gauge::Gauge, limit: usize) -> Option<Waiting> {
         use std::sync::atomic::Ordering;
-        queued.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n < limit).then_some(n + 1)).ok()?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        queued.inner().fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n < limit).then_some(n + 1)).ok()?;
         Some(Waiting(queued.clone()))
     }
 }
 
 impl Drop for Waiting {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-    }
-}
-
-struct GaugeGuard<'a>(&'a prometheus_client::metrics::gauge::Gauge);
-
-impl Drop for GaugeGuard<'_> {
     fn drop(&mut self) {
         self.0.dec();
     }
