@@ -52,6 +52,16 @@ impl<'a> Watch<'a> {
     }
 }
 
+/// The HTTP client model fetches use: Roxy's user agent, a connect timeout, and `timeout` for
+/// a whole request (`None` for downloads, which may take long).
+pub(super) fn http_client(timeout: Option<Duration>) -> reqwest::Result<reqwest::blocking::Client> {
+    reqwest::blocking::Client::builder()
+        .connect_timeout(Duration::from_secs(20))
+        .timeout(timeout)
+        .user_agent(concat!("roxy/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
 /// Downloads `url` to `dest`, resuming a partial file, retrying up to `attempts` times on
 /// network errors. Without `expected_sha256`, the server must send the file's SHA-256
 /// (`X-Linked-Etag` or `ETag`, as Hugging Face does); it is then kept in a sidecar file.
@@ -74,12 +84,7 @@ pub fn download_watched(
     attempts: u32,
     watch: &Watch,
 ) -> Result<Downloaded, FetchError> {
-    let client = reqwest::blocking::Client::builder()
-        .connect_timeout(Duration::from_secs(20))
-        .timeout(None)
-        .user_agent(concat!("roxy/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| FetchError::Network { url: url.into(), message: e.to_string() })?;
+    let client = http_client(None).map_err(|e| FetchError::Network { url: url.into(), message: e.to_string() })?;
     let mut last_error = None;
     for attempt in 1..=attempts.max(1) {
         if watch.cancelled() {

@@ -75,20 +75,12 @@ impl Wanted<'_> {
     }
 }
 
-fn client() -> Result<reqwest::blocking::Client, reqwest::Error> {
-    reqwest::blocking::Client::builder()
-        .connect_timeout(Duration::from_secs(20))
-        .timeout(Duration::from_secs(60))
-        .user_agent(concat!("roxy/", env!("CARGO_PKG_VERSION")))
-        .build()
-}
-
 /// The wheel of `wanted` the index at `index` lists, with its sha256.
 pub fn find_wheel(index: &str, wanted: Wanted) -> Result<IndexedWheel, FetchError> {
     let (name, _) = wanted.name_version();
     let page = format!("{}/{}/", index.trim_end_matches('/'), normalise(name));
     let net = |message: String| FetchError::Network { url: page.clone(), message };
-    let response = client()
+    let response = super::download::http_client(Some(Duration::from_secs(60)))
         .and_then(|c| c.get(&page).header(reqwest::header::ACCEPT, "application/vnd.pypi.simple.v1+json, text/html;q=0.1").send())
         .map_err(|e| net(e.to_string()))?;
     if !response.status().is_success() {
